@@ -1,0 +1,50 @@
+"""Fixtures shared by the scenario's testinfra checks.
+
+Redis is reached with redis-py from the controller at the container's address, so the password
+never appears on any command line, neither here nor on the host.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import redis
+
+
+def lab_password() -> str:
+    secrets = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "lab" / "secrets"
+    return (secrets / "redis_password").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def address(host) -> str:
+    return host.interface("eth0").addresses[0]
+
+
+@pytest.fixture(scope="module")
+def connect(address):
+    def _connect(port: int, password: str | None = "lab", **kwargs) -> redis.Redis:
+        return redis.Redis(
+            host=address,
+            port=port,
+            password=lab_password() if password == "lab" else password,
+            socket_timeout=3,
+            # RESP2, as redis-cli speaks: errors read NOAUTH / WRONGPASS as in the docs.
+            protocol=2,
+            decode_responses=True,
+            **kwargs,
+        )
+
+    return _connect
+
+
+@pytest.fixture
+def journal(host):
+    """Return the recent journal of a unit, for assertion messages."""
+
+    def _journal(unit: str) -> str:
+        return host.run(f"journalctl --no-pager -n 40 -u {unit}").stdout
+
+    return _journal

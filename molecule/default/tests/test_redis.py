@@ -1,0 +1,146 @@
+"""Behaviour of the seed's layout: primary on 6379, replica "slave" on 6380 of one host."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+import uuid
+
+import pytest
+import redis
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+# podman exec straight into the containers: one ansible run per command would be far slower.
+testinfra_hosts = [
+    f"podman://{name}"
+    for name in AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("redis")
+]
+
+PRIMARY, REPLICA = 6379, 6380
+UNITS = {"redis-server.service": PRIMARY, "redis-server@slave.service": REPLICA}
+CONFIGS = ["/etc/redis/redis.conf", "/etc/redis/redis-slave.conf"]
+
+
+def wait_for(predicate, timeout: float, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def test_package_installed(host):
+    assert host.package("redis-server").is_installed
+
+
+@pytest.mark.parametrize("unit", UNITS)
+def test_units_enabled_and_running_with_debian_hardening(host, unit, journal):
+    service = host.service(unit)
+    assert service.is_enabled, journal(unit)
+    assert service.is_running, journal(unit)
+    props = service.systemd_properties
+    assert props["ProtectSystem"] == "strict"
+    assert props["NoNewPrivileges"] == "yes"
+    assert props["User"] == "redis"
+
+
+@pytest.mark.parametrize("port", UNITS.values())
+def test_listens_only_on_configured_addresses(host, address, port):
+    listening = {
+        str(s).split("://", 1)[1].rsplit(":", 1)[0]
+        for s in host.socket.get_listening_sockets()
+        if str(s).startswith("tcp") and str(s).endswith(f":{port}")
+    }
+    assert listening == {"127.0.0.1", "::1", address}
+
+
+@pytest.mark.parametrize("path", CONFIGS)
+def test_config_is_private_to_redis(host, path):
+    config = host.file(path)
+    assert (config.user, config.group, config.mode) == ("redis", "redis", 0o640)
+    assert "protected-mode yes" in config.content_string
+    assert "replica-announce-pass" not in config.content_string
+
+
+@pytest.mark.parametrize("port", UNITS.values())
+def test_password_is_required(connect, port):
+    assert connect(port).ping() is True
+    with pytest.raises(redis.AuthenticationError, match=r"NOAUTH|Authentication required"):
+        connect(port, password=None).ping()
+    with pytest.raises(redis.AuthenticationError, match=r"WRONGPASS|invalid"):
+        connect(port, password="not-the-password-at-all").ping()
+
+
+def test_key_written_on_primary_is_read_on_replica_within_a_second(connect):
+    key, value = f"demo:{uuid.uuid4()}", "replicated!"
+    assert connect(PRIMARY).set(key, value, ex=60)
+    replica = connect(REPLICA)
+    assert wait_for(lambda: replica.get(key) == value, timeout=1.0)
+
+
+def test_replica_reports_link_up(connect):
+    info = connect(REPLICA).info("replication")
+    assert info["role"] == "slave"
+    assert info["master_host"] == "127.0.0.1"
+    assert info["master_port"] == PRIMARY
+    assert info["master_link_status"] == "up"
+    assert connect(PRIMARY).info("replication")["connected_slaves"] == 1
+
+
+def test_replica_refuses_writes(connect):
+    with pytest.raises(redis.ReadOnlyError):
+        connect(REPLICA).set("demo:forbidden", "x")
+
+
+def test_replica_can_save_in_its_data_directory(host, connect):
+    replica = connect(REPLICA)
+    before = replica.lastsave()
+    replica.bgsave()
+    assert wait_for(lambda: replica.lastsave() > before, timeout=10, step=0.2)
+    dump = host.file("/var/lib/redis/slave/dump.rdb")
+    assert dump.exists
+    assert dump.user == "redis"
+
+
+def test_replica_reconnects_after_restart_and_keeps_data(host, connect, journal):
+    key = f"demo:{uuid.uuid4()}"
+    connect(PRIMARY).set(key, "survives", ex=300)
+    replica = connect(REPLICA)
+    assert wait_for(lambda: replica.get(key) == "survives", timeout=1.0)
+
+    host.run_test("systemctl restart redis-server@slave.service")
+
+    def link_up() -> bool:
+        try:
+            return connect(REPLICA).info("replication")["master_link_status"] == "up"
+        except redis.ConnectionError:
+            return False
+
+    assert wait_for(link_up, timeout=15, step=0.2), journal("redis-server@slave.service")
+    assert connect(REPLICA).get(key) == "survives"
+
+
+def test_check_mode_on_converged_host_changes_nothing():
+    """`site.yml --check --diff` on the converged host: no change, no failure."""
+    playbook = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "site.yml")
+    run = subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            playbook,
+            "--check",
+            "--diff",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+    )
+    recap = run.stdout[run.stdout.rfind("PLAY RECAP") :]
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert re.search(r"changed=0\s", recap), recap
+    assert re.search(r"failed=0\s", recap), recap

@@ -1,0 +1,197 @@
+"""Filters that turn the role's `redis_instances` into what the tasks and templates need.
+
+`redis_instance_plan` expands each instance with its systemd unit, paths and replication source;
+`redis_instance_errors` lists the cross-variable mistakes that argument specs cannot express,
+so that the play can stop before any host changes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+MAIN = "main"
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+ROLES = ("primary", "replica")
+# What the role's defaults/main.yml declares, for primaries whose inventory does not set it.
+DEFAULT_INSTANCES = ({"name": MAIN, "port": 6379, "role": "primary"},)
+LOOPBACK = "127.0.0.1"
+
+
+def _unit(name: str) -> str:
+    return "redis-server" if name == MAIN else f"redis-server@{name}"
+
+
+def _paths(name: str) -> dict[str, str]:
+    if name == MAIN:
+        return {
+            "conf": "/etc/redis/redis.conf",
+            "dir": "/var/lib/redis",
+            "pidfile": "/run/redis/redis-server.pid",
+            "logfile": "/var/log/redis/redis-server.log",
+        }
+    return {
+        "conf": f"/etc/redis/redis-{name}.conf",
+        "dir": f"/var/lib/redis/{name}",
+        "pidfile": f"/run/redis-{name}/redis-server.pid",
+        "logfile": f"/var/log/redis/redis-server-{name}.log",
+    }
+
+
+def _host_instances(hostvars: Mapping[str, Any], host: str) -> Sequence[Mapping[str, Any]]:
+    return hostvars[host].get("redis_instances") or DEFAULT_INSTANCES
+
+
+def _source(instance: Mapping[str, Any], primary_host: str) -> tuple[str, str]:
+    return (
+        instance.get("primary_host") or primary_host,
+        instance.get("primary_instance") or MAIN,
+    )
+
+
+def _client_host(bind: Sequence[str]) -> str:
+    addresses = [address.lstrip("-") for address in bind]
+    if LOOPBACK in addresses:
+        return LOOPBACK
+    return addresses[0] if addresses else LOOPBACK
+
+
+def redis_instance_plan(
+    instances: Sequence[Mapping[str, Any]],
+    hostname: str,
+    hostvars: Mapping[str, Any],
+    primary_host: str,
+    bind: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Return one dict per instance: its settings plus unit, paths and `replicaof`."""
+    plan = []
+    for instance in instances:
+        name = instance["name"]
+        item: dict[str, Any] = {
+            "name": name,
+            "port": int(instance["port"]),
+            "role": instance.get("role", "primary"),
+            "unit": _unit(name),
+            "bind": list(instance.get("bind") or bind),
+            "config": dict(instance.get("config") or {}),
+            "replicaof": None,
+            **_paths(name),
+        }
+        item["client_host"] = _client_host(item["bind"])
+        if item["role"] == "replica":
+            source_host, source_name = _source(instance, primary_host)
+            source = next(
+                i for i in _host_instances(hostvars, source_host) if i["name"] == source_name
+            )
+            if source_host == hostname:
+                address = LOOPBACK
+            else:
+                source_vars = hostvars[source_host]
+                address = (
+                    source_vars.get("redis_address")
+                    or source_vars.get("ansible_host")
+                    or source_host
+                )
+            item["replicaof"] = {"host": address, "port": int(source["port"])}
+        plan.append(item)
+    return plan
+
+
+def _port_error(name: str, port: Any) -> str | None:
+    try:
+        number = int(port)
+    except (TypeError, ValueError):
+        return f"redis_instances[{name}].port: {port!r} is not a port number"
+    if not 1 <= number <= 65535:
+        return f"redis_instances[{name}].port: {number} is outside 1-65535"
+    return None
+
+
+def _replica_errors(
+    instance: Mapping[str, Any], hostname: str, hostvars: Mapping[str, Any], primary_host: str
+) -> list[str]:
+    name = instance["name"]
+    source_host, source_name = _source(instance, primary_host)
+    if source_host not in hostvars:
+        return [
+            f"redis_instances[{name}].primary_host: {source_host!r} is not a host of the inventory"
+        ]
+    if source_host == hostname and source_name == name:
+        return [f"redis_instances[{name}]: a replica cannot replicate from itself"]
+    names = [i.get("name") for i in _host_instances(hostvars, source_host)]
+    if source_name not in names:
+        known = ", ".join(map(str, names))
+        return [
+            (
+                f"redis_instances[{name}].primary_instance: host {source_host!r} has no instance "
+                f"named {source_name!r} (it has {known})"
+            )
+        ]
+    return []
+
+
+def redis_instance_errors(
+    instances: Sequence[Mapping[str, Any]],
+    hostname: str,
+    hostvars: Mapping[str, Any],
+    primary_host: str,
+) -> list[str]:
+    """Return one line per mistake in `redis_instances`; empty when the plan is sound."""
+    errors: list[str] = []
+    if not instances:
+        return ["redis_instances: at least one instance is required"]
+    seen_names: set[str] = set()
+    seen_ports: dict[int, str] = {}
+    for index, instance in enumerate(instances):
+        name = str(instance.get("name", f"#{index}"))
+        if not NAME_RE.match(name):
+            errors.append(
+                f"redis_instances[{name}].name: use lower-case letters, digits, '-' or '_'"
+            )
+        if name in seen_names:
+            errors.append(f"redis_instances[{name}].name: defined twice")
+        seen_names.add(name)
+        port_error = _port_error(name, instance.get("port"))
+        if port_error:
+            errors.append(port_error)
+        else:
+            port = int(instance["port"])
+            if port in seen_ports:
+                errors.append(
+                    f"redis_instances[{name}].port: {port} is already used by "
+                    f"instance {seen_ports[port]!r}"
+                )
+            seen_ports[port] = name
+        role = instance.get("role", "primary")
+        if role not in ROLES:
+            errors.append(
+                f"redis_instances[{name}].role: {role!r} is not one of {', '.join(ROLES)}"
+            )
+        elif role == "replica" and NAME_RE.match(name):
+            errors.extend(_replica_errors(instance, hostname, hostvars, primary_host))
+    return errors
+
+
+def redis_password_errors(
+    password: Any, variable: str, weak: Sequence[str], min_length: int = 16
+) -> list[str]:
+    """Return why a password is unusable, without ever echoing it."""
+    if not isinstance(password, str) or not password:
+        return [f"{variable}: required (keep it in a vault; see README)"]
+    if len(password) < min_length:
+        return [f"{variable}: must be at least {min_length} characters"]
+    if password.lower() in {w.lower() for w in weak}:
+        return [f"{variable}: is a known weak password"]
+    if re.search(r'[\s"\'\\]', password):
+        return [f"{variable}: must not contain whitespace, quotes or backslashes"]
+    return []
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "redis_instance_plan": redis_instance_plan,
+            "redis_instance_errors": redis_instance_errors,
+            "redis_password_errors": redis_password_errors,
+        }

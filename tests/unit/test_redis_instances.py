@@ -1,0 +1,122 @@
+"""The instance plan and the checks that stop a play before any host changes."""
+
+import pytest
+from redis_instances import (
+    redis_instance_errors,
+    redis_instance_plan,
+    redis_password_errors,
+)
+
+SEED = [
+    {"name": "main", "port": 6379, "role": "primary"},
+    {"name": "slave", "port": 6380, "role": "replica", "primary_instance": "main"},
+]
+BIND = ["127.0.0.1", "-::1"]
+
+
+def hostvars(**hosts):
+    return {
+        name: {"redis_instances": inst, "ansible_host": f"{name}.example"}
+        for name, inst in hosts.items()
+    }
+
+
+def test_seed_layout_maps_to_debian_units_and_paths():
+    plan = redis_instance_plan(SEED, "h1", hostvars(h1=SEED), "h1", BIND)
+    main, slave = plan
+    assert (main["unit"], main["conf"], main["dir"]) == (
+        "redis-server",
+        "/etc/redis/redis.conf",
+        "/var/lib/redis",
+    )
+    assert (slave["unit"], slave["conf"]) == ("redis-server@slave", "/etc/redis/redis-slave.conf")
+    # Under ReadWritePaths=/var/lib/redis, unlike the seed's /var/lib/redis-slave.
+    assert slave["dir"] == "/var/lib/redis/slave"
+    assert slave["pidfile"] == "/run/redis-slave/redis-server.pid"
+    assert main["replicaof"] is None
+    assert slave["replicaof"] == {"host": "127.0.0.1", "port": 6379}
+
+
+def test_replica_on_another_host_uses_the_primary_inventory_address():
+    replica = [{"name": "main", "port": 6379, "role": "replica"}]
+    hv = hostvars(p=[{"name": "main", "port": 7000, "role": "primary"}], r=replica)
+    (plan,) = redis_instance_plan(replica, "r", hv, "p", BIND)
+    assert plan["replicaof"] == {"host": "p.example", "port": 7000}
+    hv["p"]["redis_address"] = "10.0.0.5"
+    (plan,) = redis_instance_plan(replica, "r", hv, "p", BIND)
+    assert plan["replicaof"]["host"] == "10.0.0.5"
+
+
+def test_client_host_prefers_loopback_and_strips_optional_marker():
+    (plan,) = redis_instance_plan(SEED[:1], "h1", hostvars(h1=SEED), "h1", ["-10.1.1.1"])
+    assert plan["client_host"] == "10.1.1.1"
+    (plan,) = redis_instance_plan(SEED[:1], "h1", hostvars(h1=SEED), "h1", BIND)
+    assert plan["client_host"] == "127.0.0.1"
+
+
+def test_seed_layout_is_valid():
+    assert redis_instance_errors(SEED, "h1", hostvars(h1=SEED), "h1") == []
+
+
+@pytest.mark.parametrize(
+    ("instances", "expected"),
+    [
+        ([], "at least one instance"),
+        (
+            [{"name": "main", "port": 6379}, {"name": "b", "port": 6379}],
+            "redis_instances[b].port: 6379 is already used by instance 'main'",
+        ),
+        ([{"name": "main", "port": 6379}, {"name": "main", "port": 6380}], "defined twice"),
+        ([{"name": "main", "port": 70000}], "redis_instances[main].port: 70000 is outside"),
+        ([{"name": "main", "port": "abc"}], "is not a port number"),
+        ([{"name": "main", "port": 6379, "role": "master"}], "role: 'master' is not one of"),
+        ([{"name": "Bad Name", "port": 6379}], "use lower-case letters"),
+        (
+            [{"name": "main", "port": 6379, "role": "replica"}],
+            "redis_instances[main]: a replica cannot replicate from itself",
+        ),
+        (
+            [
+                {"name": "main", "port": 6379},
+                {"name": "r", "port": 6380, "role": "replica", "primary_instance": "x"},
+            ],
+            "host 'h1' has no instance named 'x'",
+        ),
+        (
+            [{"name": "r", "port": 6380, "role": "replica", "primary_host": "nowhere"}],
+            "primary_host: 'nowhere' is not a host of the inventory",
+        ),
+    ],
+)
+def test_bad_instances_are_named_in_one_clear_line(instances, expected):
+    errors = redis_instance_errors(instances, "h1", hostvars(h1=instances), "h1")
+    assert any(expected in error for error in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("password", "expected"),
+    [
+        (None, "required"),
+        ("", "required"),
+        ("short", "at least 16"),
+        ("Test1234", "at least 16"),
+        ("Xk9vQ2mLp7rT4wZa", None),
+        ("has space inside it", "whitespace"),
+        ('quote"quote"quote"', "quotes"),
+    ],
+)
+def test_password_rules(password, expected):
+    errors = redis_password_errors(password, "redis_password", ["Test1234", "foobaredfoobared"])
+    if expected is None:
+        assert errors == []
+    else:
+        assert len(errors) == 1
+        assert expected in errors[0]
+        assert "redis_password" in errors[0]
+        if password:
+            assert password not in errors[0]
+
+
+def test_weak_password_refused_even_when_long():
+    errors = redis_password_errors("Test1234Test1234", "redis_password", ["test1234test1234"])
+    assert errors == ["redis_password: is a known weak password"]
