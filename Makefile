@@ -6,7 +6,6 @@ VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-export ANSIBLE_FORCE_COLOR := $(if $(CI),0,1)
 
 DEBIAN_PACKAGES := python3-venv podman runc debootstrap aardvark-dns redis-server redis-tools jq curl
 LAB := -i inventory/lab

@@ -118,5 +118,7 @@ def test_password_rules(password, expected):
 
 
 def test_weak_password_refused_even_when_long():
-    errors = redis_password_errors("Test1234Test1234", "redis_password", ["test1234test1234"])
-    assert errors == ["redis_password: is a known weak password"]
+    for password in ("Test1234Test1234", "test1234TEST1234test1234"):
+        errors = redis_password_errors(password, "redis_password", ["Test1234"])
+        assert errors == ["redis_password: is a known weak password"]
+    assert redis_password_errors("Test1234Test1234x", "redis_password", ["Test1234"]) == []

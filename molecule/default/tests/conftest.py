@@ -7,6 +7,7 @@ never appears on any command line, neither here nor on the host.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,25 @@ def journal(host):
         return host.run(f"journalctl --no-pager -n 40 -u {unit}").stdout
 
     return _journal
+
+
+@pytest.fixture
+def playbook():
+    """Run a playbook of the project against this scenario's hosts."""
+
+    def _run(path: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                "ansible-playbook",
+                "-i",
+                os.environ["MOLECULE_INVENTORY_FILE"],
+                os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], path),
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        )
+
+    return _run

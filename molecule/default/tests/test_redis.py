@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 import uuid
 
@@ -123,24 +122,47 @@ def test_replica_reconnects_after_restart_and_keeps_data(host, connect, journal)
     assert connect(REPLICA).get(key) == "survives"
 
 
-def test_check_mode_on_converged_host_changes_nothing():
+def recap(output: str) -> str:
+    return output[output.rfind("PLAY RECAP") :]
+
+
+def test_check_mode_on_converged_host_changes_nothing(playbook):
     """`site.yml --check --diff` on the converged host: no change, no failure."""
-    playbook = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "site.yml")
-    run = subprocess.run(
-        [
-            "ansible-playbook",
-            "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
-            playbook,
-            "--check",
-            "--diff",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
-    )
-    recap = run.stdout[run.stdout.rfind("PLAY RECAP") :]
+    run = playbook("site.yml", "--check", "--diff")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert re.search(r"changed=0\s", recap), recap
-    assert re.search(r"failed=0\s", recap), recap
+    assert re.search(r"changed=0\s", recap(run.stdout)), recap(run.stdout)
+
+
+def test_verification_playbook_passes(playbook):
+    run = playbook("playbooks/verify.yml")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "role:slave master_link_status:up" in run.stdout
+
+
+@pytest.mark.parametrize(
+    ("extra_vars", "message"),
+    [
+        ('{"redis_password": "Test1234"}', "redis_password: must be at least 16 characters"),
+        ('{"redis_password": "Test1234Test1234"}', "redis_password: is a known weak password"),
+        (
+            (
+                '{"redis_instances": [{"name": "main", "port": 6379},'
+                ' {"name": "slave", "port": 6379, "role": "replica"}]}'
+            ),
+            "redis_instances[slave].port: 6379 is already used by instance 'main'",
+        ),
+        (
+            '{"redis_instances": [{"name": "main", "port": 6379, "role": "master"}]}',
+            "value of role must be one of: primary, replica",
+        ),
+        ('{"redis_instances": [{"name": "main", "port": 99999}]}', "port: 99999 is outside"),
+    ],
+)
+def test_bad_variables_stop_before_any_change(host, playbook, extra_vars, message):
+    config_before = host.file("/etc/redis/redis.conf").sha256sum
+    run = playbook("site.yml", "-e", extra_vars)
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert message in output, output[-3000:]
+    assert re.search(r"changed=0\s", recap(run.stdout)), recap(run.stdout)
+    assert host.file("/etc/redis/redis.conf").sha256sum == config_before

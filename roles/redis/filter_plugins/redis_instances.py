@@ -173,6 +173,16 @@ def redis_instance_errors(
     return errors
 
 
+def _is_weak(password: str, weak: Sequence[str]) -> bool:
+    """A listed weak password, alone or repeated (Test1234Test1234 is no stronger)."""
+    lowered = password.lower()
+    for candidate in {w.lower() for w in weak if w}:
+        repeats, rest = divmod(len(lowered), len(candidate))
+        if rest == 0 and lowered == candidate * repeats:
+            return True
+    return False
+
+
 def redis_password_errors(
     password: Any, variable: str, weak: Sequence[str], min_length: int = 16
 ) -> list[str]:
@@ -181,7 +191,7 @@ def redis_password_errors(
         return [f"{variable}: required (keep it in a vault; see README)"]
     if len(password) < min_length:
         return [f"{variable}: must be at least {min_length} characters"]
-    if password.lower() in {w.lower() for w in weak}:
+    if _is_weak(password, weak):
         return [f"{variable}: is a known weak password"]
     if re.search(r'[\s"\'\\]', password):
         return [f"{variable}: must not contain whitespace, quotes or backslashes"]
