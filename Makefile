@@ -57,6 +57,7 @@ lint: bootstrap
 
 unit: bootstrap
 	pytest -q tests/unit
+	cd app && pytest -q
 
 molecule: image
 	molecule test --all

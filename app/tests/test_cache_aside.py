@@ -1,0 +1,176 @@
+"""The seed's contract and what a production cache adds, against a real redis-server."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from cache_app import create_app
+from cache_app.config import ConfigError, from_env
+
+DB, CACHE = "database (slow)", "cache"
+
+
+def test_miss_then_hit(client, store):
+    first = client.get("/data/bonjour")
+    assert first.status_code == 200
+    assert first.get_json() == {"key": "bonjour", "value": "BONJOUR", "source": DB}
+    assert first.headers["X-Cache"] == "MISS"
+    second = client.get("/data/bonjour")
+    assert second.get_json() == {"key": "bonjour", "value": "BONJOUR", "source": CACHE}
+    assert second.headers["X-Cache"] == "HIT"
+    assert store.calls == 1
+
+
+def test_value_stored_as_plain_string_with_default_ttl_of_60(client, redis_server):
+    client.get("/data/testkey")
+    direct = redis_server.client()
+    assert direct.get("testkey") == "TESTKEY"
+    assert 0 < direct.ttl("testkey") <= 60
+    assert direct.ttl("testkey") > 55
+
+
+def test_configured_ttl_and_prefix(settings, store, redis_server):
+    app = create_app(dataclasses.replace(settings, cache_ttl=7, key_prefix="app:"), store=store)
+    app.test_client().get("/data/k1")
+    direct = redis_server.client()
+    assert direct.get("k1") is None
+    assert 0 < direct.ttl("app:k1") <= 7
+
+
+def test_expiry_makes_the_next_request_a_miss(settings, store):
+    client = create_app(dataclasses.replace(settings, cache_ttl=1), store=store).test_client()
+    assert client.get("/data/short").headers["X-Cache"] == "MISS"
+    assert client.get("/data/short").headers["X-Cache"] == "HIT"
+    time.sleep(1.6)
+    again = client.get("/data/short")
+    assert again.headers["X-Cache"] == "MISS"
+    assert again.get_json()["source"] == DB
+    assert store.calls == 2
+
+
+def test_single_flight_fifty_concurrent_cold_requests_one_store_call(app, store):
+    store.delay = 0.5
+
+    def fetch(_: int):
+        response = app.test_client().get("/data/crowded")
+        return response.status_code, response.get_json()["value"]
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(fetch, range(50)))
+    assert results == [(200, "CROWDED")] * 50
+    assert store.calls == 1
+
+
+def test_waiters_load_themselves_after_the_bounded_wait(settings, store, redis_server):
+    app = create_app(dataclasses.replace(settings, lock_wait=0.2), store=store)
+    # Another client holds the lock and never writes the value.
+    redis_server.client().set("lock:stuck", "someone-else", px=10_000)
+    response = app.test_client().get("/data/stuck")
+    assert response.status_code == 200
+    assert response.get_json() == {"key": "stuck", "value": "STUCK", "source": DB}
+    assert store.calls == 1
+
+
+def test_redis_down_bypasses_cache_then_recovers(client, store, redis_server):
+    assert client.get("/data/resilient").headers["X-Cache"] == "MISS"
+    redis_server.stop()
+    for _ in range(3):
+        response = client.get("/data/resilient")
+        assert response.status_code == 200
+        assert response.get_json() == {"key": "resilient", "value": "RESILIENT", "source": DB}
+        assert response.headers["X-Cache"] == "BYPASS"
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    assert health.get_json()["status"] == "unavailable"
+    assert "redis" in health.get_json()["reason"]
+
+    redis_server.start()
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/data/resilient").headers["X-Cache"] == "MISS"
+    assert client.get("/data/resilient").headers["X-Cache"] == "HIT"
+
+
+def test_dead_redis_costs_at_most_the_timeout(settings, store):
+    # Nothing listens there: the answer still comes, from the store, quickly.
+    unreachable = dataclasses.replace(settings, redis_url="redis://127.0.0.1:1/0")
+    client = create_app(unreachable, store=store).test_client()
+    response = client.get("/data/x")
+    assert response.status_code == 200
+    assert response.headers["X-Cache"] == "BYPASS"
+
+
+def test_wrong_password_is_a_bypass_not_a_500(settings, store):
+    client = create_app(dataclasses.replace(settings, redis_password="wrong"), store=store)
+    response = client.test_client().get("/data/x")
+    assert response.status_code == 200
+    assert response.headers["X-Cache"] == "BYPASS"
+
+
+@pytest.mark.parametrize(
+    "path", ["/data/" + "k" * 129, "/data/a%20b", "/data/a/b", "/data/%C3%A9t%C3%A9", "/data/a;b"]
+)
+def test_bad_keys_get_a_json_400(client, store, path):
+    response = client.get(path)
+    assert response.status_code == 400
+    assert response.is_json
+    assert response.get_json()["status"] == 400
+    assert store.calls == 0
+
+
+def test_unknown_route_and_wrong_method_are_json(client):
+    missing = client.get("/nope")
+    assert missing.status_code == 404
+    assert missing.get_json()["error"] == "Not Found"
+    wrong = client.post("/data/x")
+    assert wrong.status_code == 405
+    assert wrong.get_json()["error"] == "Method Not Allowed"
+
+
+def test_metrics_count_hits_misses_and_store_calls(client):
+    def value(name: str) -> float:
+        body = client.get("/metrics").get_data(as_text=True)
+        line = next(line for line in body.splitlines() if line.startswith(name + " "))
+        return float(line.split()[1])
+
+    before = {n: value(n) for n in ("cache_app_cache_hits_total", "cache_app_cache_misses_total")}
+    client.get("/data/counted")
+    client.get("/data/counted")
+    assert value("cache_app_cache_misses_total") == before["cache_app_cache_misses_total"] + 1
+    assert value("cache_app_cache_hits_total") == before["cache_app_cache_hits_total"] + 1
+    assert "cache_app_request_seconds_bucket" in client.get("/metrics").get_data(as_text=True)
+
+
+def test_settings_come_from_the_environment(tmp_path):
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret-from-file\n")
+    settings = from_env(
+        {
+            "CACHE_APP_REDIS_URL": "redis://primary:6379/0",
+            "CACHE_APP_REDIS_READ_URL": "redis://replica:6380/0",
+            "CACHE_APP_REDIS_PASSWORD_FILE": str(secret),
+            "CACHE_APP_CACHE_TTL": "30",
+        }
+    )
+    assert settings.redis_password == "s3cret-from-file"
+    assert settings.cache_ttl == 30
+    assert settings.redis_read_url == "redis://replica:6380/0"
+    assert "s3cret" not in repr(settings)
+    assert from_env({}).cache_ttl == 60
+    assert from_env({}).slow_store_delay == 2.0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CACHE_APP_CACHE_TTL": "soon"}, "CACHE_APP_CACHE_TTL"),
+        ({"CACHE_APP_REDIS_TIMEOUT": "-1"}, "greater than 0"),
+        ({"CACHE_APP_REDIS_PASSWORD_FILE": "/nonexistent/pw"}, "cannot read"),
+    ],
+)
+def test_bad_settings_stop_start_up(env, message):
+    with pytest.raises(ConfigError, match=message):
+        from_env(env)
