@@ -1,6 +1,7 @@
 """The instance plan and the checks that stop a play before any host changes."""
 
 import pytest
+
 from redis_instances import (
     redis_instance_errors,
     redis_instance_plan,

@@ -123,7 +123,8 @@ def test_replica_reconnects_after_restart_and_keeps_data(host, connect, journal)
 
 
 def recap(output: str) -> str:
-    return output[output.rfind("PLAY RECAP") :]
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    return plain[plain.rfind("PLAY RECAP") :]
 
 
 def test_check_mode_on_converged_host_changes_nothing(playbook):

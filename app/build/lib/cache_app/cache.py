@@ -1,0 +1,102 @@
+"""Cache-aside with single flight, that falls back to the slow store whenever Redis fails."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import NamedTuple, Protocol
+
+import redis
+from redis.exceptions import LockError, RedisError
+
+from . import metrics
+
+log = logging.getLogger(__name__)
+
+FROM_CACHE = "cache"
+FROM_DATABASE = "database (slow)"
+
+
+class Store(Protocol):
+    def load(self, key: str) -> str: ...
+
+
+class Answer(NamedTuple):
+    value: str
+    source: str
+    # X-Cache header: HIT, MISS, or BYPASS when Redis could not be used.
+    status: str
+
+
+class CacheAside:
+    def __init__(
+        self,
+        writer: redis.Redis,
+        reader: redis.Redis,
+        store: Store,
+        *,
+        ttl: int,
+        prefix: str = "",
+        lock_ttl: float = 10.0,
+        lock_wait: float = 5.0,
+        poll_interval: float = 0.01,
+    ) -> None:
+        self.writer = writer
+        self.reader = reader
+        self.store = store
+        self.ttl = ttl
+        self.prefix = prefix
+        self.lock_ttl = lock_ttl
+        self.lock_wait = lock_wait
+        self.poll_interval = poll_interval
+
+    def get(self, key: str) -> Answer:
+        name = self.prefix + key
+        try:
+            cached = self.reader.get(name)
+            if cached is not None:
+                metrics.HITS.inc()
+                return Answer(cached, FROM_CACHE, "HIT")
+            metrics.MISSES.inc()
+            lock = self.writer.lock(f"{self.prefix}lock:{key}", timeout=self.lock_ttl)
+            if lock.acquire(blocking=False):
+                return self._load_and_store(key, name, lock)
+            metrics.SINGLE_FLIGHT_WAITS.inc()
+            cached = self._wait_for(name)
+        except RedisError as error:
+            return self._bypass(key, error)
+        if cached is not None:
+            return Answer(cached, FROM_CACHE, "HIT")
+        # The loader took longer than lock_wait: answer from the store ourselves.
+        return self._load_and_store(key, name, None)
+
+    def _wait_for(self, name: str) -> str | None:
+        deadline = time.monotonic() + self.lock_wait
+        while time.monotonic() < deadline:
+            value = self.writer.get(name)
+            if value is not None:
+                return value
+            time.sleep(self.poll_interval)
+        return None
+
+    def _load_and_store(self, key: str, name: str, lock: redis.lock.Lock | None) -> Answer:
+        try:
+            value = self.store.load(key)
+            try:
+                self.writer.set(name, value, ex=self.ttl)
+            except RedisError as error:
+                log.warning("cache write failed for %r: %s", key, error)
+                metrics.BYPASSED.inc()
+                return Answer(value, FROM_DATABASE, "BYPASS")
+            return Answer(value, FROM_DATABASE, "MISS")
+        finally:
+            if lock is not None:
+                try:
+                    lock.release()
+                except (LockError, RedisError) as error:
+                    log.info("lock for %r not released: %s", key, error)
+
+    def _bypass(self, key: str, error: Exception) -> Answer:
+        log.warning("redis unavailable, answering %r from the store: %s", key, error)
+        metrics.BYPASSED.inc()
+        return Answer(self.store.load(key), FROM_DATABASE, "BYPASS")

@@ -1,0 +1,37 @@
+"""Prometheus metrics; PROMETHEUS_MULTIPROC_DIR makes them correct across gunicorn workers."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+HITS = Counter("cache_app_cache_hits", "Answers served from Redis")
+MISSES = Counter("cache_app_cache_misses", "Lookups that found nothing in Redis")
+SLOW_STORE_CALLS = Counter("cache_app_slow_store_calls", "Calls to the slow database")
+SINGLE_FLIGHT_WAITS = Counter(
+    "cache_app_single_flight_waits", "Misses that waited for another request's load"
+)
+BYPASSED = Counter("cache_app_cache_bypassed", "Answers given without Redis (down or refusing)")
+LATENCY = Histogram(
+    "cache_app_request_seconds",
+    "Request latency",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10),
+)
+
+
+def render() -> tuple[bytes, str]:
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

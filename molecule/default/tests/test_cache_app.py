@@ -1,0 +1,100 @@
+"""The cache-aside app as deployed: a hardened service answering the seed's contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+testinfra_hosts = [
+    f"podman://{name}"
+    for name in AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("cache_app")
+]
+TTL = 3  # host_vars/molecule-redis1.yml
+UNIT = "cache-app.service"
+
+
+@pytest.fixture(scope="module")
+def get(address):
+    def _get(path: str) -> tuple[int, dict, dict]:
+        try:
+            with urllib.request.urlopen(f"http://{address}:5000{path}", timeout=10) as response:
+                return response.status, dict(response.headers), json.load(response)
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), json.load(error)
+
+    return _get
+
+
+def test_unit_enabled_active_and_not_root(host, journal):
+    service = host.service(UNIT)
+    assert service.is_enabled, journal(UNIT)
+    assert service.is_running, journal(UNIT)
+    props = service.systemd_properties
+    assert props["User"] == "cache-app"
+    pid = props["MainPID"]
+    uid = host.file(f"/proc/{pid}/status").content_string.split("Uid:")[1].split()[0]
+    assert uid != "0"
+    assert host.user("cache-app").shell == "/usr/sbin/nologin"
+
+
+@pytest.mark.parametrize(
+    ("prop", "value"),
+    [
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("Restart", "on-failure"),
+    ],
+)
+def test_unit_hardening(host, prop, value):
+    assert host.service(UNIT).systemd_properties[prop] == value
+
+
+def test_secret_files_are_not_world_readable(host):
+    for path in ("/etc/cache-app/redis-password", "/etc/cache-app/cache-app.env"):
+        secret = host.file(path)
+        assert (secret.user, secret.group, secret.mode) == ("root", "cache-app", 0o640)
+    env = host.file("/etc/cache-app/cache-app.env").content_string
+    assert "CACHE_APP_REDIS_PASSWORD_FILE" in env
+
+
+def test_first_request_cold_second_from_cache_with_ttl(get, connect):
+    key = f"k{uuid.uuid4().hex[:12]}"
+    status, headers, body = get(f"/data/{key}")
+    assert status == 200
+    assert body == {"key": key, "value": key.upper(), "source": "database (slow)"}
+    status, headers, body = get(f"/data/{key}")
+    assert body["source"] == "cache"
+    assert headers["X-Cache"] == "HIT"
+    assert 0 < connect(6379).ttl(key) <= TTL
+    # Written on the primary, replicated to the seed's replica on 6380.
+    assert connect(6380).get(key) == key.upper()
+
+
+def test_expiry_then_cold_again(get, connect):
+    key = f"k{uuid.uuid4().hex[:12]}"
+    get(f"/data/{key}")
+    time.sleep(TTL + 0.5)
+    assert connect(6379).ttl(key) == -2
+    assert get(f"/data/{key}")[2]["source"] == "database (slow)"
+
+
+def test_bad_input_is_a_json_4xx(get):
+    assert get("/data/" + "x" * 200)[0] == 400
+    assert get("/nothing-here")[0] == 404
+
+
+def test_health_and_metrics(get, address):
+    assert get("/healthz") == (200, get("/healthz")[1], {"status": "ok"})
+    with urllib.request.urlopen(f"http://{address}:5000/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    assert "cache_app_cache_hits_total" in metrics
+    assert "cache_app_slow_store_calls_total" in metrics

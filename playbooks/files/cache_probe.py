@@ -1,0 +1,67 @@
+"""Run on an app host with the app's venv: the seed's part 4 as numbers, printed as JSON.
+
+GETs /data/<key> twice (cold, then warm) and reads the key's TTL in Redis with the app's own
+settings (its environment file and password file), so no secret passes on a command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import urllib.request
+
+from cache_app import config, redis_client
+
+
+def read_env(path: str) -> dict[str, str]:
+    env = {}
+    with open(path) as handle:
+        for line in handle:
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                name, value = line.split("=", 1)
+                env[name] = value.strip('"')
+    return env
+
+
+def timed_get(url: str) -> dict:
+    started = time.perf_counter()
+    with urllib.request.urlopen(url, timeout=30) as response:
+        body = json.load(response)
+        cache_status = response.headers.get("X-Cache")
+        status = response.status
+    return {
+        "status": status,
+        "seconds": time.perf_counter() - started,
+        "body": body,
+        "x_cache": cache_status,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True, help="base URL of the app")
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--env-file", required=True)
+    args = parser.parse_args()
+
+    settings = config.from_env(read_env(args.env_file))
+    cold = timed_get(f"{args.url}/data/{args.key}")
+    warm = timed_get(f"{args.url}/data/{args.key}")
+    ttl = redis_client(settings.redis_url, settings).ttl(settings.key_prefix + args.key)
+    print(
+        json.dumps(
+            {
+                "cold": cold,
+                "warm": warm,
+                "ttl": ttl,
+                "configured_ttl": settings.cache_ttl,
+                "slow_store_delay": settings.slow_store_delay,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
