@@ -7,10 +7,10 @@ export PATH := $(VENV)/bin:$(PATH)
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-DEBIAN_PACKAGES := python3-venv podman runc debootstrap aardvark-dns redis-server redis-tools jq curl
+DEBIAN_PACKAGES := python3-venv podman runc debootstrap aardvark-dns redis-server redis-tools jq curl wrk
 LAB := -i inventory/lab
 
-.PHONY: help system-packages bootstrap image lab demo verify lab-down lint unit molecule test
+.PHONY: help system-packages bootstrap image lab demo verify lab-down lint unit molecule test bench
 
 help:
 	@echo "make demo      bootstrap, build the image, start the lab, run site.yml, verify, report"
@@ -63,3 +63,7 @@ molecule: image
 	molecule test --all
 
 test: lint unit molecule
+
+bench: lab
+	ansible-playbook $(LAB) site.yml
+	python benchmarks/compare.py

@@ -1,0 +1,229 @@
+"""Benchmark: this app vs Flask-Caching vs a bare Flask route, side by side in one run.
+
+Each app runs in turn under the same gunicorn settings as the cache_app role deploys (gthread,
+2 workers x 16 threads) on this machine, against the lab's Redis primary (127.0.0.1:6379, published
+by `make lab`). wrk measures warm-hit latency and throughput at 1, 8 and 32 connections; then 100
+concurrent cold requests for one fresh key count slow-store calls and total time.
+
+Writes benchmarks/results/results.md (table) and benchmarks/results/results.png (plot).
+Usage: make bench   (or: .venv/bin/python benchmarks/compare.py --duration 10)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+APPS = {"ours": "this app", "flask_caching": "Flask-Caching RedisCache", "bare": "bare Flask route"}
+CONCURRENCY = (1, 8, 32)
+COLD_CLIENTS = 100
+# The settings the cache_app role deploys (its defaults and cache-app.env.j2).
+GUNICORN = [
+    "--workers=2",
+    "--threads=16",
+    "--worker-class=gthread",
+    "--config=python:cache_app.gunicorn_conf",
+]
+
+
+@dataclass
+class Result:
+    app: str
+    warm: dict[int, dict[str, float]] = field(default_factory=dict)
+    cold: dict[str, float] = field(default_factory=dict)
+
+
+def wrk(url: str, connections: int, duration: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", f"-t{min(connections, 2)}", f"-c{connections}", f"-d{duration}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    units = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+    def percentile(p: str) -> float:
+        value, unit = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return float(value) * units[unit]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "p50_ms": percentile("50"),
+        "p99_ms": percentile("99"),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "errors": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=60) as response:
+        return json.load(response)
+
+
+def cold_burst(base: str, counter: redis.Redis, name: str) -> dict[str, float]:
+    key = f"cold{uuid.uuid4().hex[:10]}"
+    before = int(counter.get(f"bench:slow_store_calls:{name}") or 0)
+
+    def one(_: int) -> float:
+        started = time.perf_counter()
+        get(f"{base}/data/{key}")
+        return time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=COLD_CLIENTS) as pool:
+        latencies = sorted(pool.map(one, range(COLD_CLIENTS)))
+    total = time.perf_counter() - started
+    calls = int(counter.get(f"bench:slow_store_calls:{name}") or 0) - before
+    return {
+        "slow_calls": calls,
+        "p50_s": latencies[len(latencies) // 2],
+        "max_s": latencies[-1],
+        "total_s": total,
+    }
+
+
+def serve(name: str, port: int, env: dict[str, str]) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            *GUNICORN,
+            f"--bind=127.0.0.1:{port}",
+            f"peers:app_for('{name}')",
+        ],
+        env={**env, "PYTHONPATH": f"{ROOT / 'app' / 'src'}:{ROOT / 'benchmarks'}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            # A miss takes the slow-store delay: wait for it rather than retrying into it.
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/data/ready", timeout=10)
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{name} did not start on port {port}")
+
+
+def table(results: list[Result]) -> str:
+    lines = [
+        "| app | clients | warm p50 (ms) | warm p99 (ms) | requests/s | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for result in results:
+        for clients, warm in result.warm.items():
+            lines.append(
+                f"| {APPS[result.app]} | {clients} | {warm['p50_ms']:.2f} | {warm['p99_ms']:.2f} "
+                f"| {warm['rps']:.0f} | {warm['errors']:.0f} |"
+            )
+    lines += [
+        "",
+        (
+            f"| app | {COLD_CLIENTS} concurrent cold requests, one key: slow-store calls "
+            "| median answer (s) | slowest answer (s) | all answered (s) |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for result in results:
+        if result.cold:
+            lines.append(
+                f"| {APPS[result.app]} | {result.cold['slow_calls']:.0f} "
+                f"| {result.cold['p50_s']:.3f} | {result.cold['max_s']:.3f} "
+                f"| {result.cold['total_s']:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[Result], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (latency, throughput) = plt.subplots(1, 2, figsize=(10, 4))
+    for result in results:
+        clients = list(result.warm)
+        latency.plot(
+            clients, [w["p50_ms"] for w in result.warm.values()], "o-", label=APPS[result.app]
+        )
+        throughput.plot(
+            clients, [w["rps"] for w in result.warm.values()], "o-", label=APPS[result.app]
+        )
+    latency.set(
+        xlabel="concurrent clients", ylabel="warm-hit p50 (ms)", xscale="log", xticks=CONCURRENCY
+    )
+    throughput.set(
+        xlabel="concurrent clients", ylabel="requests/s", xscale="log", xticks=CONCURRENCY
+    )
+    for axis in (latency, throughput):
+        axis.set_xticklabels([str(c) for c in CONCURRENCY])
+        axis.grid(True, alpha=0.3)
+        axis.legend()
+    fig.suptitle("GET /data/<key>, warm cache, gunicorn gthread 2x16")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--redis-port", type=int, default=6379)
+    parser.add_argument(
+        "--password-file", default=str(ROOT / ".lab" / "secrets" / "redis_password")
+    )
+    args = parser.parse_args()
+
+    password = Path(args.password_file).read_text().strip()
+    counter = redis.Redis(port=args.redis_port, password=password, decode_responses=True)
+    counter.ping()
+    env = {
+        **os.environ,
+        "CACHE_APP_REDIS_URL": f"redis://127.0.0.1:{args.redis_port}/0",
+        "CACHE_APP_REDIS_PASSWORD_FILE": args.password_file,
+        "CACHE_APP_KEY_PREFIX": "bench:",
+    }
+    results = []
+    for port, name in enumerate(APPS, start=5901):
+        process = serve(name, port, env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            result = Result(name)
+            get(f"{base}/data/warm")  # make it a hit
+            for clients in CONCURRENCY:
+                result.warm[clients] = wrk(f"{base}/data/warm", clients, args.duration)
+                print(name, clients, result.warm[clients], flush=True)
+            if name != "bare":
+                result.cold = cold_burst(base, counter, name)
+                print(name, "cold", result.cold, flush=True)
+            results.append(result)
+        finally:
+            process.terminate()
+            process.wait(10)
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    markdown = table(results)
+    (RESULTS / "results.md").write_text(markdown)
+    (RESULTS / "results.json").write_text(json.dumps([r.__dict__ for r in results], indent=2))
+    plot(results, RESULTS / "results.png")
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()

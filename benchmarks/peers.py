@@ -1,0 +1,92 @@
+"""The three WSGI apps the benchmark compares, each counting its slow-store calls in Redis.
+
+- ours: this project's app (cache_app.create_app) as deployed;
+- flask_caching: the same endpoint written with Flask-Caching's RedisCache (cache.get/cache.set),
+  what a user would otherwise pick;
+- bare: a Flask JSON route that touches neither Redis nor the store (the ceiling).
+
+Settings come from the same CACHE_APP_* environment as the app.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+import redis
+from flask import Flask, jsonify
+from flask_caching import Cache
+
+from cache_app import config, create_app, redis_client
+
+SETTINGS = config.from_env()
+COUNTER = "bench:slow_store_calls:"
+
+
+class CountingStore:
+    """The slow store, plus an INCR per call so calls are counted across workers."""
+
+    def __init__(self, name: str, client: redis.Redis) -> None:
+        self.counter = COUNTER + name
+        self.client = client
+
+    def load(self, key: str) -> str:
+        self.client.incr(self.counter)
+        time.sleep(SETTINGS.slow_store_delay)
+        return key.upper()
+
+
+def _ours() -> Flask:
+    store = CountingStore("ours", redis_client(SETTINGS.redis_url, SETTINGS))
+    return create_app(SETTINGS, store=store)
+
+
+def _flask_caching() -> Flask:
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    cache = Cache(
+        app,
+        config={
+            "CACHE_TYPE": "RedisCache",
+            # Flask-Caching ignores CACHE_REDIS_PASSWORD when given a URL: the password goes in it.
+            "CACHE_REDIS_URL": SETTINGS.redis_url.replace(
+                "redis://", f"redis://:{quote(SETTINGS.redis_password or '', safe='')}@", 1
+            ),
+            "CACHE_DEFAULT_TIMEOUT": SETTINGS.cache_ttl,
+            "CACHE_KEY_PREFIX": "fc:",
+            "CACHE_OPTIONS": {
+                "socket_timeout": SETTINGS.redis_timeout,
+                "socket_connect_timeout": SETTINGS.redis_timeout,
+            },
+        },
+    )
+    store = CountingStore("flask_caching", redis_client(SETTINGS.redis_url, SETTINGS))
+
+    @app.get("/data/<key>")
+    def data(key: str):
+        value = cache.get(key)
+        if value is not None:
+            return jsonify(key=key, value=value, source="cache")
+        value = store.load(key)
+        cache.set(key, value)
+        return jsonify(key=key, value=value, source="database (slow)")
+
+    return app
+
+
+def _bare() -> Flask:
+    app = Flask(__name__)
+    app.json.sort_keys = False
+
+    @app.get("/data/<key>")
+    def data(key: str):
+        return jsonify(key=key, value=key.upper(), source="bare")
+
+    return app
+
+
+FACTORIES = {"ours": _ours, "flask_caching": _flask_caching, "bare": _bare}
+
+
+def app_for(name: str) -> Flask:
+    return FACTORIES[name]()
