@@ -1,12 +1,13 @@
 """Benchmark: this app vs Flask-Caching vs a bare Flask route, side by side in one run.
 
-Each app runs in turn under the same gunicorn settings as the cache_app role deploys (gthread,
-2 workers x 16 threads) on this machine, against the lab's Redis primary (127.0.0.1:6379, published
-by `make lab`). wrk measures warm-hit latency and throughput at 1, 8 and 32 connections; then 100
-concurrent cold requests for one fresh key count slow-store calls and total time.
+The three apps run at once on this machine under the same gunicorn settings as the cache_app role
+deploys (gthread, 2 workers x 16 threads), against the lab's Redis primary (127.0.0.1:6379,
+published by `make lab`). wrk measures warm-hit latency and throughput at 1, 8 and 32 connections,
+one app at a time, in interleaved rounds (medians reported); then 100 concurrent cold requests for
+one fresh key count slow-store calls and time the answers.
 
 Writes benchmarks/results/results.md (table) and benchmarks/results/results.png (plot).
-Usage: make bench   (or: .venv/bin/python benchmarks/compare.py --duration 10)
+Usage: make bench   (or: .venv/bin/python benchmarks/compare.py --duration 5 --rounds 3)
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -97,6 +99,10 @@ def cold_burst(base: str, counter: redis.Redis, name: str) -> dict[str, float]:
 
 
 def serve(name: str, port: int, env: dict[str, str]) -> subprocess.Popen:
+    env = {**env, "PYTHONPATH": f"{ROOT / 'app' / 'src'}:{ROOT / 'benchmarks'}"}
+    if name == "ours":
+        # As deployed: metrics shared by the gunicorn workers through files.
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bench-metrics-")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -106,7 +112,7 @@ def serve(name: str, port: int, env: dict[str, str]) -> subprocess.Popen:
             f"--bind=127.0.0.1:{port}",
             f"peers:app_for('{name}')",
         ],
-        env={**env, "PYTHONPATH": f"{ROOT / 'app' / 'src'}:{ROOT / 'benchmarks'}"},
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -181,9 +187,15 @@ def plot(results: list[Result], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians kept")
     parser.add_argument("--redis-port", type=int, default=6379)
     parser.add_argument(
         "--password-file", default=str(ROOT / ".lab" / "secrets" / "redis_password")
@@ -199,21 +211,37 @@ def main() -> None:
         "CACHE_APP_REDIS_PASSWORD_FILE": args.password_file,
         "CACHE_APP_KEY_PREFIX": "bench:",
     }
-    results = []
-    for port, name in enumerate(APPS, start=5901):
-        process = serve(name, port, env)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            result = Result(name)
+    bases = {name: f"http://127.0.0.1:{port}" for port, name in enumerate(APPS, start=5901)}
+    processes = [serve(name, int(base.rsplit(":", 1)[1]), env) for name, base in bases.items()]
+    try:
+        for base in bases.values():
             get(f"{base}/data/warm")  # make it a hit
+        # Rounds interleave the apps (in a rotating order) so drift on the machine hits all alike.
+        runs: dict[str, dict[int, list[dict[str, float]]]] = {
+            name: {c: [] for c in CONCURRENCY} for name in APPS
+        }
+        names = list(APPS)
+        for round_number in range(args.rounds):
             for clients in CONCURRENCY:
-                result.warm[clients] = wrk(f"{base}/data/warm", clients, args.duration)
-                print(name, clients, result.warm[clients], flush=True)
+                shift = round_number % len(names)
+                for name in names[shift:] + names[:shift]:
+                    run = wrk(f"{bases[name]}/data/warm", clients, args.duration)
+                    runs[name][clients].append(run)
+                    print(round_number, name, clients, run, flush=True)
+        results = []
+        for name in APPS:
+            result = Result(name)
+            for clients, samples in runs[name].items():
+                result.warm[clients] = {
+                    metric: median([sample[metric] for sample in samples])
+                    for metric in ("p50_ms", "p99_ms", "rps")
+                } | {"errors": sum(sample["errors"] for sample in samples)}
             if name != "bare":
-                result.cold = cold_burst(base, counter, name)
+                result.cold = cold_burst(bases[name], counter, name)
                 print(name, "cold", result.cold, flush=True)
             results.append(result)
-        finally:
+    finally:
+        for process in processes:
             process.terminate()
             process.wait(10)
 

@@ -154,9 +154,11 @@ def test_verification_playbook_passes(playbook):
         ),
         (
             '{"redis_instances": [{"name": "main", "port": 6379, "role": "master"}]}',
-            "value of role must be one of: primary, replica",
+            "redis_instances[main].role: 'master' is not one of primary, replica",
         ),
         ('{"redis_instances": [{"name": "main", "port": 99999}]}', "port: 99999 is outside"),
+        ('{"cache_app_port": 0}', "cache_app_port: 0 is outside 1-65535"),
+        ('{"cache_app_cache_ttl": -5}', "cache_app_cache_ttl: must be a positive"),
     ],
 )
 def test_bad_variables_stop_before_any_change(host, playbook, extra_vars, message):

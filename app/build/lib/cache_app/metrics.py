@@ -29,6 +29,17 @@ LATENCY = Histogram(
 )
 
 
+_latency_children: dict[str, Histogram] = {}
+
+
+def latency(endpoint: str) -> Histogram:
+    """The histogram child for one route, looked up once: labels() is costly on every request."""
+    child = _latency_children.get(endpoint)
+    if child is None:
+        child = _latency_children.setdefault(endpoint, LATENCY.labels(endpoint=endpoint))
+    return child
+
+
 def render() -> tuple[bytes, str]:
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
         registry = CollectorRegistry()

@@ -53,7 +53,7 @@ def _observe(response: Response) -> Response:
     started = g.pop("started", None)
     if started is not None:
         rule = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.LATENCY.labels(endpoint=rule).observe(time.perf_counter() - started)
+        metrics.latency(rule).observe(time.perf_counter() - started)
     return response
 
 
