@@ -1,0 +1,71 @@
+"""The production example's topology: replication across hosts, the app in front, --limit."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.request
+import uuid
+
+import pytest
+from conftest import group
+
+PRIMARY = group("redis_primary")[0]
+REPLICAS = group("redis_replicas")
+APP = group("cache_app")[0]
+
+
+def wait_for(predicate, timeout: float, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def test_primary_sees_both_replicas(connect):
+    info = connect(PRIMARY).info("replication")
+    assert info["role"] == "master"
+    assert info["connected_slaves"] == len(REPLICAS)
+
+
+@pytest.mark.parametrize("replica", REPLICAS)
+def test_replica_follows_the_primary_by_its_inventory_address(connect, replica):
+    info = connect(replica).info("replication")
+    assert info["role"] == "slave"
+    assert info["master_host"] == PRIMARY
+    assert info["master_link_status"] == "up"
+
+
+def test_key_written_on_primary_reaches_every_replica(connect):
+    key = f"demo:{uuid.uuid4()}"
+    connect(PRIMARY).set(key, "replicated!", ex=60)
+    for replica in REPLICAS:
+        client = connect(replica)
+        assert wait_for(lambda c=client: c.get(key) == "replicated!", timeout=1.0), replica
+
+
+def test_app_writes_to_primary_and_reads_from_a_replica(address, connect):
+    key = f"k{uuid.uuid4().hex[:12]}"
+    url = f"http://{address[APP]}:5000/data/{key}"
+
+    def get() -> dict:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.load(response) | {"x_cache": response.headers["X-Cache"]}
+
+    assert get()["source"] == "database (slow)"
+    assert connect(PRIMARY).get(key) == key.upper()
+    reader = connect(REPLICAS[0])
+    assert wait_for(lambda: reader.get(key) == key.upper(), timeout=1.0)
+    assert get() == {"key": key, "value": key.upper(), "source": "cache", "x_cache": "HIT"}
+
+
+def test_limit_to_the_app_host_touches_nothing_else(playbook):
+    run = playbook("site.yml", "--limit", APP)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    recap = run.stdout[run.stdout.rfind("PLAY RECAP") :]
+    assert APP in recap
+    assert not any(name in recap for name in group("redis")), recap
+    assert re.search(r"changed=0\s", recap), recap
