@@ -130,14 +130,15 @@ def serve(name: str, port: int, env: dict[str, str]) -> subprocess.Popen:
 
 def table(results: list[Result]) -> str:
     lines = [
-        "| app | clients | warm p50 (ms) | warm p99 (ms) | requests/s | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| app | clients | warm p50 (ms) | warm p99 (ms) | requests/s | min-max | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for result in results:
         for clients, warm in result.warm.items():
             lines.append(
                 f"| {APPS[result.app]} | {clients} | {warm['p50_ms']:.2f} | {warm['p99_ms']:.2f} "
-                f"| {warm['rps']:.0f} | {warm['errors']:.0f} |"
+                f"| {warm['rps']:.0f} | {warm['rps_min']:.0f}-{warm['rps_max']:.0f} "
+                f"| {warm['errors']:.0f} |"
             )
     lines += [
         "",
@@ -235,7 +236,11 @@ def main() -> None:
                 result.warm[clients] = {
                     metric: median([sample[metric] for sample in samples])
                     for metric in ("p50_ms", "p99_ms", "rps")
-                } | {"errors": sum(sample["errors"] for sample in samples)}
+                } | {
+                    "rps_min": min(sample["rps"] for sample in samples),
+                    "rps_max": max(sample["rps"] for sample in samples),
+                    "errors": sum(sample["errors"] for sample in samples),
+                }
             if name != "bare":
                 result.cold = cold_burst(bases[name], counter, name)
                 print(name, "cold", result.cold, flush=True)

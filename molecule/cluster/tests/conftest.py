@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import redis
 import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
+
+# molecule/shared/helpers.py, shared by every scenario's checks.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from helpers import run_playbook
 
 RUNNER = AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 
@@ -50,19 +54,5 @@ def connect(address):
 
 @pytest.fixture
 def playbook():
-    def _run(path: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                "ansible-playbook",
-                "-i",
-                os.environ["MOLECULE_INVENTORY_FILE"],
-                os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], path),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
-        )
-
-    return _run
+    """Run a playbook of the project against this scenario's hosts."""
+    return run_playbook

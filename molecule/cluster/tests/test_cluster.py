@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.request
 import uuid
 
 import pytest
+
 from conftest import group
+from helpers import wait_for
 
 PRIMARY = group("redis_primary")[0]
 REPLICAS = group("redis_replicas")
 APP = group("cache_app")[0]
-
-
-def wait_for(predicate, timeout: float, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 def test_primary_sees_both_replicas(connect):

@@ -7,11 +7,15 @@ never appears on any command line, neither here nor on the host.
 from __future__ import annotations
 
 import os
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import redis
+
+# molecule/shared/helpers.py, shared by every scenario's checks.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from helpers import run_playbook
 
 
 def lab_password() -> str:
@@ -54,20 +58,4 @@ def journal(host):
 @pytest.fixture
 def playbook():
     """Run a playbook of the project against this scenario's hosts."""
-
-    def _run(path: str, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                "ansible-playbook",
-                "-i",
-                os.environ["MOLECULE_INVENTORY_FILE"],
-                os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], path),
-                *args,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
-        )
-
-    return _run
+    return run_playbook

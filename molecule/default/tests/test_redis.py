@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import time
 import uuid
 
 import pytest
 import redis
 from testinfra.utils.ansible_runner import AnsibleRunner
+
+from helpers import recap, wait_for
 
 # podman exec straight into the containers: one ansible run per command would be far slower.
 testinfra_hosts = [
@@ -20,15 +21,6 @@ testinfra_hosts = [
 PRIMARY, REPLICA = 6379, 6380
 UNITS = {"redis-server.service": PRIMARY, "redis-server@slave.service": REPLICA}
 CONFIGS = ["/etc/redis/redis.conf", "/etc/redis/redis-slave.conf"]
-
-
-def wait_for(predicate, timeout: float, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 def test_package_installed(host):
@@ -120,11 +112,6 @@ def test_replica_reconnects_after_restart_and_keeps_data(host, connect, journal)
 
     assert wait_for(link_up, timeout=15, step=0.2), journal("redis-server@slave.service")
     assert connect(REPLICA).get(key) == "survives"
-
-
-def recap(output: str) -> str:
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
-    return plain[plain.rfind("PLAY RECAP") :]
 
 
 def test_check_mode_on_converged_host_changes_nothing(playbook):

@@ -1,0 +1,45 @@
+"""Helpers shared by the scenarios' testinfra checks."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, step: float = 0.05) -> T:
+    """Poll until the predicate is truthy or the timeout passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def run_playbook(path: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a playbook of the project against the scenario's hosts."""
+    return subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], path),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+    )
+
+
+def recap(output: str) -> str:
+    """The PLAY RECAP section of ansible-playbook's output, without colours."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    return plain[plain.rfind("PLAY RECAP") :]
