@@ -68,7 +68,7 @@ def test_single_flight_fifty_concurrent_cold_requests_one_store_call(app, store)
 def test_waiters_load_themselves_after_the_bounded_wait(settings, store, redis_server):
     app = create_app(dataclasses.replace(settings, lock_wait=0.2), store=store)
     # Another client holds the lock and never writes the value.
-    redis_server.client().set("lock:stuck", "someone-else", px=10_000)
+    redis_server.client().set("lock|stuck", "someone-else", px=10_000)
     response = app.test_client().get("/data/stuck")
     assert response.status_code == 200
     assert response.get_json() == {"key": "stuck", "value": "STUCK", "source": DB}
@@ -111,7 +111,15 @@ def test_wrong_password_is_a_bypass_not_a_500(settings, store):
 
 
 @pytest.mark.parametrize(
-    "path", ["/data/" + "k" * 129, "/data/a%20b", "/data/a/b", "/data/%C3%A9t%C3%A9", "/data/a;b"]
+    "path",
+    [
+        "/data/" + "k" * 129,
+        "/data/a%20b",
+        "/data/a/b",
+        "/data/%C3%A9t%C3%A9",
+        "/data/a;b",
+        "/data/lock%7Ckey",
+    ],
 )
 def test_bad_keys_get_a_json_400(client, store, path):
     response = client.get(path)

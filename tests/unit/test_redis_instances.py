@@ -123,3 +123,12 @@ def test_weak_password_refused_even_when_long():
         errors = redis_password_errors(password, "redis_password", ["Test1234"])
         assert errors == ["redis_password: is a known weak password"]
     assert redis_password_errors("Test1234Test1234x", "redis_password", ["Test1234"]) == []
+
+
+def test_same_host_replica_reaches_its_source_on_the_source_addresses():
+    instances = [
+        {"name": "main", "port": 6379, "bind": ["10.1.1.1"]},
+        {"name": "r", "port": 6380, "role": "replica"},
+    ]
+    plan = redis_instance_plan(instances, "h1", hostvars(h1=instances), "h1", BIND)
+    assert plan[1]["replicaof"] == {"host": "10.1.1.1", "port": 6379}

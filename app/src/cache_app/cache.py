@@ -58,14 +58,21 @@ class CacheAside:
                 metrics.HITS.inc()
                 return Answer(cached, FROM_CACHE, "HIT")
             metrics.MISSES.inc()
-            lock = self.writer.lock(f"{self.prefix}lock:{key}", timeout=self.lock_ttl)
+            # "|" is outside the keys' allowed characters: a lock never collides with a value.
+            lock = self.writer.lock(f"{self.prefix}lock|{key}", timeout=self.lock_ttl)
             if lock.acquire(blocking=False):
-                return self._load_and_store(key, name, lock)
-            metrics.SINGLE_FLIGHT_WAITS.inc()
-            cached = self._wait_for(name)
+                # The value may have landed since the (possibly replica) read: check the primary.
+                cached = self.writer.get(name)
+                if cached is None:
+                    return self._load_and_store(key, name, lock)
+                self._release(key, lock)
+            else:
+                metrics.SINGLE_FLIGHT_WAITS.inc()
+                cached = self._wait_for(name)
         except RedisError as error:
             return self._bypass(key, error)
         if cached is not None:
+            metrics.HITS.inc()
             return Answer(cached, FROM_CACHE, "HIT")
         # The loader took longer than lock_wait: answer from the store ourselves.
         return self._load_and_store(key, name, None)
@@ -91,10 +98,14 @@ class CacheAside:
             return Answer(value, FROM_DATABASE, "MISS")
         finally:
             if lock is not None:
-                try:
-                    lock.release()
-                except (LockError, RedisError) as error:
-                    log.info("lock for %r not released: %s", key, error)
+                self._release(key, lock)
+
+    @staticmethod
+    def _release(key: str, lock: redis.lock.Lock) -> None:
+        try:
+            lock.release()
+        except (LockError, RedisError) as error:
+            log.info("lock for %r not released: %s", key, error)
 
     def _bypass(self, key: str, error: Exception) -> Answer:
         log.warning("redis unavailable, answering %r from the store: %s", key, error)

@@ -12,6 +12,8 @@ import uuid
 import pytest
 from testinfra.utils.ansible_runner import AnsibleRunner
 
+from helpers import wait_for
+
 testinfra_hosts = [
     f"podman://{name}"
     for name in AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("cache_app")
@@ -76,7 +78,8 @@ def test_first_request_cold_second_from_cache_with_ttl(get, connect):
     assert headers["X-Cache"] == "HIT"
     assert 0 < connect(6379).ttl(key) <= TTL
     # Written on the primary, replicated to the seed's replica on 6380.
-    assert connect(6380).get(key) == key.upper()
+    replica = connect(6380)
+    assert wait_for(lambda: replica.get(key) == key.upper(), timeout=1.0)
 
 
 def test_expiry_then_cold_again(get, connect):

@@ -82,10 +82,15 @@ def redis_instance_plan(
         if item["role"] == "replica":
             source_host, source_name = _source(instance, primary_host)
             source = next(
-                i for i in _host_instances(hostvars, source_host) if i["name"] == source_name
+                (i for i in _host_instances(hostvars, source_host) if i["name"] == source_name),
+                None,
             )
+            if source is None:
+                raise ValueError(
+                    f"redis_instances[{name}]: host {source_host!r} has no instance {source_name!r}"
+                )
             if source_host == hostname:
-                address = LOOPBACK
+                address = _client_host(source.get("bind") or bind)
             else:
                 source_vars = hostvars[source_host]
                 address = (
@@ -174,7 +179,7 @@ def redis_instance_errors(
 
 
 def _is_weak(password: str, weak: Sequence[str]) -> bool:
-    """A listed weak password, alone or repeated (Test1234Test1234 is no stronger)."""
+    """A listed weak password, alone or repeated (a weak word twice is no stronger)."""
     lowered = password.lower()
     for candidate in {w.lower() for w in weak if w}:
         repeats, rest = divmod(len(lowered), len(candidate))
