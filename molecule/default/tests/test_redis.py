@@ -146,6 +146,7 @@ def test_verification_playbook_passes(playbook):
         ('{"redis_instances": [{"name": "main", "port": 99999}]}', "port: 99999 is outside"),
         ('{"cache_app_port": 0}', "cache_app_port: 0 is outside 1-65535"),
         ('{"cache_app_cache_ttl": -5}', "cache_app_cache_ttl: must be a positive"),
+        ('{"cache_app_bind": ["::1"]}', "cache_app_bind: IPv6 addresses are not supported"),
     ],
 )
 def test_bad_variables_stop_before_any_change(host, playbook, extra_vars, message):
