@@ -10,7 +10,6 @@ Settings come from the same CACHE_APP_* environment as the app.
 
 from __future__ import annotations
 
-import time
 from urllib.parse import quote
 
 import redis
@@ -18,22 +17,23 @@ from flask import Flask, jsonify
 from flask_caching import Cache
 
 from cache_app import config, create_app, redis_client
+from cache_app.slow_store import SlowStore
 
 SETTINGS = config.from_env()
 COUNTER = "bench:slow_store_calls:"
 
 
-class CountingStore:
-    """The slow store, plus an INCR per call so calls are counted across workers."""
+class CountingStore(SlowStore):
+    """The app's slow store, plus an INCR per call so calls are counted across workers."""
 
     def __init__(self, name: str, client: redis.Redis) -> None:
+        super().__init__(SETTINGS.slow_store_delay)
         self.counter = COUNTER + name
         self.client = client
 
     def load(self, key: str) -> str:
         self.client.incr(self.counter)
-        time.sleep(SETTINGS.slow_store_delay)
-        return key.upper()
+        return super().load(key)
 
 
 def _ours() -> Flask:

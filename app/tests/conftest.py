@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from cache_app import config, create_app
+from cache_app.slow_store import SlowStore
 
 
 class RedisServer:
@@ -61,17 +62,16 @@ class RedisServer:
         )
 
 
-class CountingStore:
-    """The slow store, counting calls; a short delay keeps the suite fast."""
+class CountingStore(SlowStore):
+    """The app's slow store, counting calls; a short delay keeps the suite fast."""
 
     def __init__(self, delay: float = 0.3) -> None:
-        self.delay = delay
+        super().__init__(delay)
         self.calls = 0
 
     def load(self, key: str) -> str:
         self.calls += 1
-        time.sleep(self.delay)
-        return key.upper()
+        return super().load(key)
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import redis
+
 T = TypeVar("T")
 
 
@@ -43,3 +45,16 @@ def recap(output: str) -> str:
     """The PLAY RECAP section of ansible-playbook's output, without colours."""
     plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
     return plain[plain.rfind("PLAY RECAP") :]
+
+
+def redis_client(host: str, port: int, password: str | None) -> redis.Redis:
+    """A client from the controller to a test host's Redis; the password never leaves Python."""
+    return redis.Redis(
+        host=host,
+        port=port,
+        password=password,
+        socket_timeout=3,
+        # RESP2, as redis-cli speaks: errors read NOAUTH / WRONGPASS as in the docs.
+        protocol=2,
+        decode_responses=True,
+    )

@@ -13,7 +13,7 @@ from testinfra.utils.ansible_runner import AnsibleRunner
 
 # molecule/shared/helpers.py, shared by every scenario's checks.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-from helpers import run_playbook
+from helpers import redis_client, run_playbook
 
 RUNNER = AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 
@@ -40,14 +40,7 @@ def connect(address):
     ).strip()
 
     def _connect(name: str, port: int = 6379) -> redis.Redis:
-        return redis.Redis(
-            host=address[name],
-            port=port,
-            password=password,
-            socket_timeout=3,
-            decode_responses=True,
-            protocol=2,
-        )
+        return redis_client(address[name], port, password)
 
     return _connect
 

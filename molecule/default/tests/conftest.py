@@ -15,7 +15,7 @@ import redis
 
 # molecule/shared/helpers.py, shared by every scenario's checks.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-from helpers import run_playbook
+from helpers import redis_client, run_playbook
 
 
 def lab_password() -> str:
@@ -30,17 +30,8 @@ def address(host) -> str:
 
 @pytest.fixture(scope="module")
 def connect(address):
-    def _connect(port: int, password: str | None = "lab", **kwargs) -> redis.Redis:
-        return redis.Redis(
-            host=address,
-            port=port,
-            password=lab_password() if password == "lab" else password,
-            socket_timeout=3,
-            # RESP2, as redis-cli speaks: errors read NOAUTH / WRONGPASS as in the docs.
-            protocol=2,
-            decode_responses=True,
-            **kwargs,
-        )
+    def _connect(port: int, password: str | None = "lab") -> redis.Redis:
+        return redis_client(address, port, lab_password() if password == "lab" else password)
 
     return _connect
 
