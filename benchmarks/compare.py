@@ -1,6 +1,6 @@
-"""Benchmark: this app vs Flask-Caching vs a bare Flask route, side by side in one run.
+"""Benchmark: this app vs Flask-Caching vs bare Flask routes, side by side in one run.
 
-The three apps run at once on this machine under the same gunicorn settings as the cache_app role
+The four apps run at once on this machine under the same gunicorn settings as the cache_app role
 deploys (gthread, 2 workers x 16 threads), against the lab's Redis primary (127.0.0.1:6379,
 published by `make lab`). wrk measures warm-hit latency and throughput at 1, 8 and 32 connections,
 one app at a time, in interleaved rounds (medians reported); then 100 concurrent cold requests for
@@ -30,7 +30,12 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-APPS = {"ours": "this app", "flask_caching": "Flask-Caching RedisCache", "bare": "bare Flask route"}
+APPS = {
+    "ours": "this app",
+    "flask_caching": "Flask-Caching RedisCache",
+    "bare_get": "bare route + one Redis GET",
+    "bare": "bare Flask route",
+}
 CONCURRENCY = (1, 8, 32)
 COLD_CLIENTS = 100
 # The settings the cache_app role deploys (its defaults and cache-app.env.j2).
@@ -241,7 +246,7 @@ def main() -> None:
                     "rps_max": max(sample["rps"] for sample in samples),
                     "errors": sum(sample["errors"] for sample in samples),
                 }
-            if name != "bare":
+            if name in ("ours", "flask_caching"):
                 result.cold = cold_burst(bases[name], counter, name)
                 print(name, "cold", result.cold, flush=True)
             results.append(result)

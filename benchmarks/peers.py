@@ -3,6 +3,7 @@
 - ours: this project's app (cache_app.create_app) as deployed;
 - flask_caching: the same endpoint written with Flask-Caching's RedisCache (cache.get/cache.set),
   what a user would otherwise pick;
+- bare_get: the bare route plus one redis-py GET, the floor of any design that asks Redis on a hit;
 - bare: a Flask JSON route that touches neither Redis nor the store (the ceiling).
 
 Settings come from the same CACHE_APP_* environment as the app.
@@ -74,6 +75,22 @@ def _flask_caching() -> Flask:
     return app
 
 
+def _bare_get() -> Flask:
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    client = redis_client(SETTINGS.redis_url, SETTINGS)
+
+    @app.get("/data/<key>")
+    def data(key: str):
+        value = client.get(SETTINGS.key_prefix + key)
+        if value is None:
+            value = key.upper()
+            client.set(SETTINGS.key_prefix + key, value, ex=SETTINGS.cache_ttl)
+        return jsonify(key=key, value=value, source="cache")
+
+    return app
+
+
 def _bare() -> Flask:
     app = Flask(__name__)
     app.json.sort_keys = False
@@ -85,7 +102,12 @@ def _bare() -> Flask:
     return app
 
 
-FACTORIES = {"ours": _ours, "flask_caching": _flask_caching, "bare": _bare}
+FACTORIES = {
+    "ours": _ours,
+    "flask_caching": _flask_caching,
+    "bare_get": _bare_get,
+    "bare": _bare,
+}
 
 
 def app_for(name: str) -> Flask:

@@ -17,15 +17,30 @@ from cache_app import config, create_app
 from cache_app.slow_store import SlowStore
 
 
+def wait_for(predicate, timeout: float, step: float = 0.05):
+    """Poll until the predicate is truthy or the timeout passes; return its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class RedisServer:
     """redis-server as a child process; its config (and password) arrive on stdin."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, password: str | None = None, extra: str = "") -> None:
         self.workdir = workdir
-        self.password = secrets.token_urlsafe(24)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.password = password or secrets.token_urlsafe(24)
+        self.port = free_port()
+        self.extra = extra
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
@@ -38,7 +53,8 @@ class RedisServer:
         assert self.process.stdin is not None
         self.process.stdin.write(
             f'port {self.port}\nbind 127.0.0.1\nsave ""\nappendonly no\n'
-            f"dir {self.workdir}\nrequirepass {self.password}\n"
+            f"dir {self.workdir}\nrequirepass {self.password}\nmasterauth {self.password}\n"
+            f"{self.extra}"
         )
         self.process.stdin.close()
         deadline = time.monotonic() + 10
@@ -60,6 +76,37 @@ class RedisServer:
         return redis.Redis(
             port=self.port, password=self.password, decode_responses=True, socket_timeout=2
         )
+
+
+class SentinelServer:
+    """redis-server --sentinel watching one primary; Sentinel needs a config file it can rewrite."""
+
+    def __init__(self, workdir: Path, primary: RedisServer, name: str = "cache") -> None:
+        self.password = secrets.token_urlsafe(24)
+        self.port = free_port()
+        self.name = name
+        self.conf = workdir / f"sentinel-{self.port}.conf"
+        self.conf.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {workdir}\nrequirepass {self.password}\n"
+            f"sentinel monitor {name} 127.0.0.1 {primary.port} 1\n"
+            f"sentinel auth-pass {name} {primary.password}\n"
+            f"sentinel down-after-milliseconds {name} 1000\n"
+            f"sentinel failover-timeout {name} 5000\n"
+        )
+        self.conf.chmod(0o600)
+        self.process = subprocess.Popen(
+            [shutil.which("redis-server") or "redis-server", str(self.conf), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+        )
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(
+            port=self.port, password=self.password, decode_responses=True, socket_timeout=2
+        )
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
 
 
 class CountingStore(SlowStore):

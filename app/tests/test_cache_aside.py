@@ -8,8 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from cache_app import create_app
+from cache_app import config, create_app
 from cache_app.config import ConfigError, from_env
+from conftest import RedisServer, SentinelServer, wait_for
 
 DB, CACHE = "database (slow)", "cache"
 
@@ -182,3 +183,58 @@ def test_settings_come_from_the_environment(tmp_path):
 def test_bad_settings_stop_start_up(env, message):
     with pytest.raises(ConfigError, match=message):
         from_env(env)
+
+
+def test_sentinel_names_the_primary_and_the_app_follows_a_failover(tmp_path, store):
+    """Writes go where Sentinel says; after a failover, new values are cached on the new primary."""
+    primary = RedisServer(tmp_path / "p")
+    (tmp_path / "p").mkdir()
+    primary.start()
+    (tmp_path / "r").mkdir()
+    replica = RedisServer(
+        tmp_path / "r", password=primary.password, extra=f"replicaof 127.0.0.1 {primary.port}\n"
+    )
+    replica.start()
+    sentinel = SentinelServer(tmp_path, primary)
+    try:
+        watcher = sentinel.client()
+        assert wait_for(lambda: _knows_replica(watcher), timeout=15), "no replica seen"
+        (tmp_path / "pw").write_text(primary.password)
+        (tmp_path / "spw").write_text(sentinel.password)
+        settings = config.from_env(
+            {
+                "CACHE_APP_SENTINELS": f"127.0.0.1:{sentinel.port}",
+                "CACHE_APP_SENTINEL_MASTER": sentinel.name,
+                "CACHE_APP_SENTINEL_PASSWORD_FILE": str(tmp_path / "spw"),
+                "CACHE_APP_REDIS_PASSWORD_FILE": str(tmp_path / "pw"),
+                "CACHE_APP_READ_FROM": "replica",
+            }
+        )
+        client = create_app(settings, store=store).test_client()
+        assert client.get("/data/before").json["source"] == "database (slow)"
+        assert primary.client().get("before") == "BEFORE"
+        assert wait_for(lambda: client.get("/data/before").json["source"] == "cache", timeout=2)
+
+        watcher.execute_command("SENTINEL", "FAILOVER", sentinel.name)
+        assert wait_for(lambda: _role(replica) == "master", timeout=15), "no promotion"
+        # Sentinel then turns the old primary into a replica of the new one.
+        assert wait_for(lambda: _role(primary) == "slave", timeout=15), "old primary not demoted"
+        # The app finds the new primary by itself (a connection to the demoted one is dropped on
+        # its first READONLY answer, a bypass): the next misses are cached there.
+        assert wait_for(
+            lambda: client.get("/data/after").headers["X-Cache"] in ("MISS", "HIT"), timeout=15
+        )
+        assert replica.client().get("after") == "AFTER"
+        assert client.get("/data/after").json["source"] == "cache"
+    finally:
+        sentinel.stop()
+        replica.stop()
+        primary.stop()
+
+
+def _role(server: RedisServer) -> str:
+    return server.client().info("replication")["role"]
+
+
+def _knows_replica(watcher) -> bool:
+    return any(r["is_slave"] for r in watcher.sentinel_slaves("cache"))

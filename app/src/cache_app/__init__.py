@@ -6,22 +6,49 @@ import redis
 from flask import Flask
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from . import config, views
 from .cache import CacheAside, Store
 from .slow_store import SlowStore
 
 
-def redis_client(url: str, settings: config.Settings) -> redis.Redis:
+def _client_options(settings: config.Settings) -> dict:
     # Short timeouts and no retries: a dead Redis costs at most one timeout per request.
-    return redis.Redis.from_url(
-        url,
-        password=settings.redis_password,
-        socket_connect_timeout=settings.redis_timeout,
-        socket_timeout=settings.redis_timeout,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=True,
-    )
+    return {
+        "password": settings.redis_password,
+        "socket_connect_timeout": settings.redis_timeout,
+        "socket_timeout": settings.redis_timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "decode_responses": True,
+    }
+
+
+def redis_client(url: str, settings: config.Settings) -> redis.Redis:
+    return redis.Redis.from_url(url, **_client_options(settings))
+
+
+def redis_clients(settings: config.Settings) -> tuple[redis.Redis, redis.Redis]:
+    """The writer (always the primary) and the reader (a replica or the primary)."""
+    if settings.sentinels:
+        # Each new connection asks the Sentinels where the primary (or a replica) is now; a
+        # connection to a demoted primary is dropped on its first READONLY answer.
+        sentinel = Sentinel(
+            settings.sentinels,
+            sentinel_kwargs={
+                "password": settings.sentinel_password,
+                "socket_connect_timeout": settings.redis_timeout,
+                "socket_timeout": settings.redis_timeout,
+            },
+        )
+        options = _client_options(settings)
+        writer = sentinel.master_for(settings.sentinel_master, **options)
+        if settings.read_from == "replica":
+            return writer, sentinel.slave_for(settings.sentinel_master, **options)
+        return writer, writer
+    writer = redis_client(settings.redis_url, settings)
+    reader = redis_client(settings.redis_read_url, settings) if settings.redis_read_url else writer
+    return writer, reader
 
 
 def create_app(settings: config.Settings | None = None, store: Store | None = None) -> Flask:
@@ -30,10 +57,8 @@ def create_app(settings: config.Settings | None = None, store: Store | None = No
     app.json.sort_keys = False  # {"key", "value", "source"}, in the seed's order
     app.config["SETTINGS"] = settings
 
-    writer = redis_client(settings.redis_url, settings)
-    reader = redis_client(settings.redis_read_url, settings) if settings.redis_read_url else writer
-    app.extensions["redis_clients"] = {"writer": writer, "reader": reader}
-    app.extensions["cache_aside"] = CacheAside(
+    writer, reader = redis_clients(settings)
+    cache = CacheAside(
         writer,
         reader,
         store or SlowStore(settings.slow_store_delay),
@@ -42,5 +67,6 @@ def create_app(settings: config.Settings | None = None, store: Store | None = No
         lock_ttl=settings.lock_ttl,
         lock_wait=settings.lock_wait,
     )
-    views.register(app)
+    app.extensions["cache_aside"] = cache
+    views.register(app, settings, cache, (writer, reader))
     return app

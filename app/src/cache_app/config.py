@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 PREFIX = "CACHE_APP_"
@@ -20,6 +21,12 @@ class Settings:
     # Optional: where reads go (a replica). Writes always go to redis_url.
     redis_read_url: str | None = None
     redis_password: str | None = field(default=None, repr=False)
+    # Sentinel: when set, the primary (and replicas) are found by asking these, not redis_url.
+    sentinels: tuple[tuple[str, int], ...] = ()
+    sentinel_master: str = "cache"
+    sentinel_password: str | None = field(default=None, repr=False)
+    # With Sentinel: "replica" reads from a replica (the primary when none is up), or "primary".
+    read_from: str = "primary"
     redis_timeout: float = 0.5
     cache_ttl: int = 60
     key_prefix: str = ""
@@ -30,7 +37,7 @@ class Settings:
     key_max_length: int = 128
     key_pattern: str = r"[A-Za-z0-9_.:-]+"
 
-    @property
+    @cached_property
     def key_re(self) -> re.Pattern[str]:
         return re.compile(self.key_pattern)
 
@@ -48,14 +55,33 @@ def _number(env: dict[str, str], name: str, kind: type, default: float) -> float
     return value
 
 
-def _password(env: dict[str, str]) -> str | None:
-    path = env.get(PREFIX + "REDIS_PASSWORD_FILE")
+def _password(env: dict[str, str], name: str = "REDIS_PASSWORD_FILE") -> str | None:
+    path = env.get(PREFIX + name)
     if not path:
         return None
     try:
         return Path(path).read_text().strip()
     except OSError as error:
-        raise ConfigError(f"{PREFIX}REDIS_PASSWORD_FILE: cannot read {path}: {error}") from None
+        raise ConfigError(f"{PREFIX}{name}: cannot read {path}: {error}") from None
+
+
+def _sentinels(env: dict[str, str]) -> tuple[tuple[str, int], ...]:
+    """CACHE_APP_SENTINELS: comma-separated host:port pairs."""
+    raw = env.get(PREFIX + "SENTINELS", "")
+    sentinels = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{PREFIX}SENTINELS: {item!r} is not host:port")
+        sentinels.append((host, int(port)))
+    return tuple(sentinels)
+
+
+def _read_from(env: dict[str, str]) -> str:
+    value = env.get(PREFIX + "READ_FROM") or "primary"
+    if value not in ("primary", "replica"):
+        raise ConfigError(f"{PREFIX}READ_FROM: {value!r} is not primary or replica")
+    return value
 
 
 def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -66,6 +92,10 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         redis_url=env.get(PREFIX + "REDIS_URL") or defaults.redis_url,
         redis_read_url=env.get(PREFIX + "REDIS_READ_URL") or None,
         redis_password=_password(env),
+        sentinels=_sentinels(env),
+        sentinel_master=env.get(PREFIX + "SENTINEL_MASTER") or defaults.sentinel_master,
+        sentinel_password=_password(env, "SENTINEL_PASSWORD_FILE"),
+        read_from=_read_from(env),
         redis_timeout=_number(env, "REDIS_TIMEOUT", float, defaults.redis_timeout),
         cache_ttl=int(_number(env, "CACHE_TTL", int, defaults.cache_ttl)),
         key_prefix=env.get(PREFIX + "KEY_PREFIX", defaults.key_prefix),
