@@ -33,16 +33,29 @@ def address(hosts):
     return {name: host.interface("eth0").addresses[0] for name, host in hosts.items()}
 
 
+def secret(name: str) -> str:
+    return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "secrets", name).read_text().strip()
+
+
 @pytest.fixture(scope="session")
 def connect(address):
-    password = (
-        Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "secrets", "redis_password").read_text()
-    ).strip()
+    password = secret("redis_password")
 
     def _connect(name: str, port: int = 6379) -> redis.Redis:
         return redis_client(address[name], port, password)
 
     return _connect
+
+
+@pytest.fixture(scope="session")
+def sentinel(address):
+    """A client to a host's Sentinel, with Sentinel's own password."""
+    password = secret("sentinel_password")
+
+    def _sentinel(name: str) -> redis.Redis:
+        return redis_client(address[name], 26379, password)
+
+    return _sentinel
 
 
 @pytest.fixture

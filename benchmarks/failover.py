@@ -1,0 +1,165 @@
+"""Benchmark: the cluster's converge times and the failover window as the app sees it.
+
+On molecule's `cluster` scenario (3 Redis + Sentinel hosts, 1 app host, with the group_vars of
+inventory/production.example): converges fresh hosts and times it, times an idempotent re-run,
+then kills the primary's redis-server (SIGKILL) while a client asks the app for a new key every
+20 ms. The window is the time from the first answer the cache could not take (X-Cache: BYPASS, or
+any error) to the first value cached again. Measured with the shipped Sentinel settings
+(down-after 3000 ms) and with Sentinel's default (30000 ms), side by side.
+
+Writes benchmarks/results/failover.md. Usage: make bench-failover (takes about 5 minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+REDIS_HOSTS = ("cluster-redis1", "cluster-redis2", "cluster-redis3")
+APP = "cluster-app1"
+NAME = "cache"
+
+
+def molecule(*args: str) -> float:
+    started = time.monotonic()
+    subprocess.run(["molecule", *args, "-s", "cluster"], cwd=ROOT, check=True)
+    return time.monotonic() - started
+
+
+def ip(host: str) -> str:
+    out = subprocess.run(
+        ["podman", "inspect", host], capture_output=True, text=True, check=True
+    ).stdout
+    networks = json.loads(out)[0]["NetworkSettings"]["Networks"]
+    return next(iter(networks.values()))["IPAddress"]
+
+
+def secret(name: str) -> str:
+    """A secret the scenario generated, from molecule's ephemeral directory (newest first)."""
+    base = Path.home() / ".ansible" / "tmp"
+    matches = sorted(base.glob(f"molecule.*.cluster/secrets/{name}"), key=os.path.getmtime)
+    return matches[-1].read_text().strip()
+
+
+def client(host: str, port: int, password: str) -> redis.Redis:
+    return redis.Redis(host=ip(host), port=port, password=password, socket_timeout=2)
+
+
+def primary(sentinels: list[redis.Redis], addresses: dict[str, str]) -> str:
+    address = sentinels[0].sentinel_get_master_addr_by_name(NAME)[0]
+    return next(h for h, a in addresses.items() if address in (h, a))
+
+
+def window(app: str, sentinels, addresses, connect) -> dict[str, float]:
+    """Kill the primary under a client loop; return the window and how long Sentinel took."""
+    answers: list[tuple[float, str]] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            url = f"http://{app}:5000/data/w{uuid.uuid4().hex[:12]}"
+            try:
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    answers.append((time.monotonic(), response.headers["X-Cache"]))
+            except (urllib.error.URLError, OSError):
+                answers.append((time.monotonic(), "ERROR"))
+            time.sleep(0.02)
+
+    old = primary(sentinels, addresses)
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    time.sleep(2)
+    killed = time.monotonic()
+    for command in ("systemctl kill --signal=SIGKILL redis-server", "systemctl stop redis-server"):
+        subprocess.run(["podman", "exec", old, *command.split()], check=True)
+    while primary(sentinels, addresses) == old:
+        time.sleep(0.05)
+    promoted = time.monotonic()
+    while not any(at > promoted and status == "MISS" for at, status in answers):
+        time.sleep(0.05)
+    time.sleep(1)
+    stop.set()
+    thread.join(15)
+    first_bad = next(at for at, status in answers if at > killed and status != "MISS")
+    first_good = next(at for at, status in answers if at > first_bad and status == "MISS")
+    # Put the old primary back; Sentinel makes it a replica of the new one.
+    subprocess.run(["podman", "exec", old, "systemctl", "start", "redis-server"], check=True)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            info = connect(old).info("replication")
+            if info["role"] == "slave" and info.get("master_link_status") == "up":
+                break
+        except redis.RedisError:
+            pass
+        time.sleep(0.5)
+    return {
+        "window_s": first_good - first_bad,
+        "promotion_s": promoted - killed,
+        "bypassed": sum(1 for at, s in answers if first_bad <= at < first_good),
+        "errors": sum(1 for _, s in answers if s == "ERROR"),
+    }
+
+
+def main() -> None:
+    molecule("destroy")
+    molecule("create")
+    converge = molecule("converge")
+    rerun = molecule("converge")
+    addresses = {host: ip(host) for host in REDIS_HOSTS}
+    sentinel_password, redis_password = secret("sentinel_password"), secret("redis_password")
+    sentinels = [client(h, 26379, sentinel_password) for h in REDIS_HOSTS]
+
+    def connect(host: str) -> redis.Redis:
+        return client(host, 6379, redis_password)
+
+    app = ip(APP)
+    rows = []
+    for down_after in (3000, 30000):
+        for s in sentinels:
+            s.sentinel_set(NAME, "down-after-milliseconds", down_after)
+        result = window(app, sentinels, addresses, connect)
+        print(down_after, result, flush=True)
+        rows.append((down_after, result))
+    for s in sentinels:
+        s.sentinel_set(NAME, "down-after-milliseconds", 3000)
+
+    lines = [
+        (
+            "| Sentinel down-after | primary killed → replica promoted (s) "
+            "| app's window: first bypassed write → first cached write (s) "
+            "| answers bypassed in the window | failed answers |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for down_after, r in rows:
+        label = f"{down_after} ms" + (" (shipped)" if down_after == 3000 else " (Sentinel default)")
+        lines.append(
+            f"| {label} | {r['promotion_s']:.1f} | {r['window_s']:.1f} | {r['bypassed']} "
+            f"| {r['errors']} |"
+        )
+    lines += [
+        "",
+        "| cluster of 4 hosts (3 Redis + Sentinel, 1 app) | seconds |",
+        "| --- | ---: |",
+        f"| converge from fresh hosts | {converge:.0f} |",
+        f"| idempotent re-run (0 changed) | {rerun:.0f} |",
+    ]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "failover.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Sentinel failover under a live app, then a re-run of site.yml. Runs after test_cluster.py."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+
+import pytest
+import redis
+
+from conftest import group
+from helpers import recap, wait_for
+
+REDIS = group("redis")
+APP = group("cache_app")[0]
+NAME = "cache"
+
+
+def current_primary(sentinel, address) -> str:
+    """The inventory name of the host every Sentinel names as primary (they must agree)."""
+    names = set()
+    for host in REDIS:
+        ip, _port = sentinel(host).sentinel_get_master_addr_by_name(NAME)
+        names.add(next((h for h in REDIS if ip in (h, address[h])), ip))
+    assert len(names) == 1, f"Sentinels disagree: {names}"
+    return names.pop()
+
+
+@dataclass
+class ClientLoop:
+    """Requests a new key from the app every 50 ms, in a thread, recording what came back."""
+
+    base: str
+    results: list[tuple[float, int, str, str]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            key = f"loop{uuid.uuid4().hex[:12]}"
+            try:
+                with urllib.request.urlopen(f"{self.base}/data/{key}", timeout=10) as response:
+                    self.results.append(
+                        (time.monotonic(), response.status, response.headers["X-Cache"], key)
+                    )
+            except urllib.error.HTTPError as error:
+                self.results.append((time.monotonic(), error.code, "", key))
+            except OSError as error:
+                self.results.append((time.monotonic(), 0, str(error), key))
+            time.sleep(0.05)
+
+    def __enter__(self) -> ClientLoop:
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def app_url(address) -> str:
+    return f"http://{address[APP]}:5000"
+
+
+def test_sentinels_agree_and_see_the_whole_cluster(sentinel, address):
+    assert current_primary(sentinel, address) == group("redis_primary")[0]
+    for host in REDIS:
+        client = sentinel(host)
+        master = client.sentinel_master(NAME)
+        assert master["num-slaves"] == 2, host
+        assert master["num-other-sentinels"] == 2, host
+        assert client.execute_command("SENTINEL", "CKQUORUM", NAME).startswith("OK"), host
+
+
+def test_sentinel_refuses_clients_without_its_password(address):
+    anonymous = redis.Redis(host=address[REDIS[0]], port=26379, socket_timeout=3)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.sentinel_get_master_addr_by_name(NAME)
+
+
+def test_replica_link_drop_is_a_partial_resync(connect, sentinel, address):
+    primary = current_primary(sentinel, address)
+    replica = next(h for h in REDIS if h != primary)
+    before = connect(primary).info("stats")
+    connect(replica).client_kill_filter(_type="master")
+    assert wait_for(lambda: connect(replica).info("replication")["master_link_status"] == "up", 10)
+    after = connect(primary).info("stats")
+    assert after["sync_partial_ok"] == before["sync_partial_ok"] + 1
+    assert after["sync_full"] == before["sync_full"]
+
+
+def test_killed_primary_fails_over_and_the_app_keeps_answering(
+    hosts, connect, sentinel, address, app_url
+):
+    old = current_primary(sentinel, address)
+    with ClientLoop(app_url) as loop:
+        time.sleep(1)
+        # SIGKILL, no shutdown save; then stop so systemd's Restart=always doesn't bring it back.
+        hosts[old].run("systemctl kill --signal=SIGKILL redis-server.service")
+        hosts[old].run("systemctl stop redis-server.service")
+        new = wait_for(lambda: _primary_other_than(sentinel, address, old), timeout=30)
+        assert new, "no replica was promoted within 30 s"
+        promoted_at = time.monotonic()
+        # Keep the loop running until new keys get cached again, on the new primary.
+        assert wait_for(lambda: _cached_since(loop, connect, new, promoted_at), timeout=30)
+    statuses = {status for _, status, _, _ in loop.results}
+    assert statuses == {200}, loop.results  # bypassed or not, every answer was a 200
+
+    # The old primary comes back by its own file as a primary; Sentinel makes it a replica.
+    hosts[old].run("systemctl start redis-server.service")
+    rejoined = wait_for(
+        lambda: (
+            _link(connect, old)[:2] == ("slave", "up")
+            and _link(connect, old)[2] in (new, address[new])
+        ),
+        timeout=60,
+    )
+    assert rejoined, connect(old).info("replication")
+
+
+def test_rerun_after_failover_changes_nothing_and_keeps_the_new_primary(
+    playbook, sentinel, address
+):
+    before = current_primary(sentinel, address)
+    assert before != group("redis_primary")[0], "runs after the failover test"
+    run = playbook("site.yml")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    summary = recap(run.stdout)
+    assert "changed=0" in summary
+    assert all("changed=0" in line for line in summary.splitlines() if "ok=" in line), summary
+    assert current_primary(sentinel, address) == before
+
+
+def _primary_other_than(sentinel, address, old: str) -> str | None:
+    try:
+        name = current_primary(sentinel, address)
+    except (AssertionError, OSError):
+        return None
+    return name if name != old else None
+
+
+def _cached_since(loop: ClientLoop, connect, primary: str, since: float) -> bool:
+    """A key first asked for after `since` was cached, and it is on the new primary."""
+    misses = [key for at, _, cache, key in loop.results if cache == "MISS" and at > since]
+    return bool(misses) and connect(primary).get(misses[-1]) == misses[-1].upper()
+
+
+def _link(connect, host: str) -> tuple[str, str, str]:
+    try:
+        info = connect(host).info("replication")
+    except OSError:
+        return ("", "", "")
+    return (info["role"], info.get("master_link_status", ""), info.get("master_host", ""))

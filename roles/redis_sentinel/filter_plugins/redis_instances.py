@@ -1,0 +1,1 @@
+../../redis/filter_plugins/redis_instances.py

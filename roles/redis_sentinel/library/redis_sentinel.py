@@ -1,0 +1,178 @@
+#!/usr/bin/python
+"""Ansible module: read and reconcile what a Redis Sentinel monitors, or ask it for a failover."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: redis_sentinel
+short_description: Keep a Sentinel's monitored primary settings in line, report its view, fail over
+description:
+  - Talks to one Redis Sentinel with redis-py (C(python3-redis) on the target); passwords travel in
+    the module's arguments, never on a command line.
+  - Sentinel owns its configuration file (it rewrites it at runtime), so settings are applied at
+    runtime with C(SENTINEL SET), which Sentinel persists itself. Only settings that differ are set.
+  - Reports the Sentinel's view: the primary's address, its replicas and the other Sentinels, and
+    whether the quorum is reachable (C(SENTINEL CKQUORUM)).
+options:
+  login_host: {type: str, default: 127.0.0.1, description: Sentinel address.}
+  login_port: {type: int, default: 26379, description: Sentinel port.}
+  login_password: {type: str, description: Sentinel's own password (its requirepass).}
+  socket_timeout: {type: float, default: 2.0, description: Connect and read timeout, in seconds.}
+  name: {type: str, required: true, description: Name of the monitored primary.}
+  settings:
+    type: dict
+    default: {}
+    description: Readable per-primary settings (down-after-milliseconds, failover-timeout,
+      parallel-syncs, quorum) to keep at these values.
+  failover:
+    type: bool
+    default: false
+    description: Run C(SENTINEL FAILOVER) and wait until the Sentinel names another primary.
+  failover_wait:
+    type: float
+    default: 60
+    description: Seconds to wait for the new primary.
+"""
+
+RETURN = r"""
+primary: {description: "ip, port and flags of the primary as this Sentinel sees it", type: dict}
+replicas: {description: "The replicas this Sentinel knows, with flags and link status", type: list}
+sentinels: {description: "How many other Sentinels this one knows", type: int}
+quorum_ok: {description: "SENTINEL CKQUORUM's verdict", type: bool}
+quorum_message: {description: "SENTINEL CKQUORUM's answer or error", type: str}
+settings: {description: "The readable settings after the run", type: dict}
+"""
+
+import time
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+try:
+    import redis
+except ImportError:
+    redis = None
+    REDIS_IMPORT_ERROR = traceback.format_exc()
+else:
+    REDIS_IMPORT_ERROR = None
+
+READABLE = ("down-after-milliseconds", "failover-timeout", "parallel-syncs", "quorum")
+
+
+def _raw_master(client, name):
+    """SENTINEL MASTER as a flat str->str dict (redis-py's parser differs between versions)."""
+    reply = client.execute_command("SENTINEL", "MASTER", name)
+    return _pairs(reply)
+
+
+def _pairs(reply):
+    if isinstance(reply, dict):
+        return {_text(k): _text(v) for k, v in reply.items()}
+    items = [_text(x) for x in reply]
+    return dict(zip(items[::2], items[1::2], strict=True))
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _view(client, name):
+    master = _raw_master(client, name)
+    replicas = [_pairs(r) for r in client.execute_command("SENTINEL", "REPLICAS", name) or []]
+    try:
+        message = _text(client.execute_command("SENTINEL", "CKQUORUM", name))
+        quorum_ok = True
+    except redis.ResponseError as error:
+        message, quorum_ok = str(error), False
+    return {
+        "primary": {
+            "ip": master["ip"],
+            "port": int(master["port"]),
+            "flags": master["flags"].split(","),
+        },
+        "replicas": [
+            {
+                "ip": r["ip"],
+                "port": int(r["port"]),
+                "flags": r["flags"].split(","),
+                "master_link_status": r.get("master-link-status", ""),
+                "master_host": r.get("master-host", ""),
+            }
+            for r in replicas
+        ],
+        "sentinels": int(master["num-other-sentinels"]),
+        "quorum_ok": quorum_ok,
+        "quorum_message": message,
+        "settings": {key: int(master[key]) for key in READABLE},
+    }
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "login_host": {"type": "str", "default": "127.0.0.1"},
+            "login_port": {"type": "int", "default": 26379},
+            "login_password": {"type": "str", "no_log": True},
+            "socket_timeout": {"type": "float", "default": 2.0},
+            "name": {"type": "str", "required": True},
+            "settings": {"type": "dict", "default": {}},
+            "failover": {"type": "bool", "default": False},
+            "failover_wait": {"type": "float", "default": 60},
+        },
+        supports_check_mode=True,
+    )
+    if redis is None:
+        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+    params = module.params
+    unknown = sorted(set(params["settings"]) - set(READABLE))
+    if unknown:
+        module.fail_json(msg=f"settings: unsupported {unknown}; supported: {list(READABLE)}")
+
+    client = redis.Redis(
+        host=params["login_host"],
+        port=params["login_port"],
+        password=params["login_password"],
+        socket_timeout=params["socket_timeout"],
+        socket_connect_timeout=params["socket_timeout"],
+    )
+    name = params["name"]
+    try:
+        before = _view(client, name)
+        wanted = {key: int(value) for key, value in params["settings"].items()}
+        differ = {k: v for k, v in wanted.items() if before["settings"][k] != v}
+        if differ and not module.check_mode:
+            for key, value in differ.items():
+                client.execute_command("SENTINEL", "SET", name, key, str(value))
+        changed = bool(differ)
+        if params["failover"] and not module.check_mode:
+            old = (before["primary"]["ip"], before["primary"]["port"])
+            client.execute_command("SENTINEL", "FAILOVER", name)
+            deadline = time.monotonic() + params["failover_wait"]
+            while True:
+                current = _view(client, name)["primary"]
+                if (current["ip"], current["port"]) != old:
+                    break
+                if time.monotonic() > deadline:
+                    module.fail_json(
+                        msg=f"Sentinel still names {old[0]}:{old[1]} as primary after "
+                        f"{params['failover_wait']} s",
+                    )
+                time.sleep(0.2)
+            changed = True
+        elif params["failover"]:
+            changed = True
+        after = before if module.check_mode else _view(client, name)
+    except redis.RedisError as error:
+        module.fail_json(
+            msg=f"Sentinel {params['login_host']}:{params['login_port']}, primary {name!r}: {error}"
+        )
+    diff = {
+        "before": {k: before["settings"][k] for k in sorted(wanted)},
+        "after": {k: wanted[k] for k in sorted(wanted)},
+    }
+    module.exit_json(changed=changed, diff=diff, **after)
+
+
+if __name__ == "__main__":
+    main()
