@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -62,3 +68,45 @@ def sentinel(address):
 def playbook():
     """Run a playbook of the project against this scenario's hosts."""
     return run_playbook
+
+
+def current_primary(sentinel, address) -> str:
+    """The inventory name of the host every Sentinel names as primary (they must agree)."""
+    names = set()
+    for host in group("redis"):
+        ip, _port = sentinel(host).sentinel_get_master_addr_by_name("cache")
+        names.add(next((h for h in group("redis") if ip in (h, address[h])), ip))
+    assert len(names) == 1, f"Sentinels disagree: {names}"
+    return names.pop()
+
+
+@dataclass
+class ClientLoop:
+    """Requests a new key from the app every 50 ms, in a thread, recording what came back."""
+
+    base: str
+    results: list[tuple[float, int, str, str]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            key = f"loop{uuid.uuid4().hex[:12]}"
+            try:
+                with urllib.request.urlopen(f"{self.base}/data/{key}", timeout=10) as response:
+                    self.results.append(
+                        (time.monotonic(), response.status, response.headers["X-Cache"], key)
+                    )
+            except urllib.error.HTTPError as error:
+                self.results.append((time.monotonic(), error.code, "", key))
+            except OSError as error:
+                self.results.append((time.monotonic(), 0, str(error), key))
+            time.sleep(0.05)
+
+    def __enter__(self) -> ClientLoop:
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(30)

@@ -2,64 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
-import urllib.error
-import urllib.request
-import uuid
-from dataclasses import dataclass, field
 
 import pytest
 import redis
 
-from conftest import group
+from conftest import ClientLoop, current_primary, group
 from helpers import recap, wait_for
 
 REDIS = group("redis")
 APP = group("cache_app")[0]
 NAME = "cache"
-
-
-def current_primary(sentinel, address) -> str:
-    """The inventory name of the host every Sentinel names as primary (they must agree)."""
-    names = set()
-    for host in REDIS:
-        ip, _port = sentinel(host).sentinel_get_master_addr_by_name(NAME)
-        names.add(next((h for h in REDIS if ip in (h, address[h])), ip))
-    assert len(names) == 1, f"Sentinels disagree: {names}"
-    return names.pop()
-
-
-@dataclass
-class ClientLoop:
-    """Requests a new key from the app every 50 ms, in a thread, recording what came back."""
-
-    base: str
-    results: list[tuple[float, int, str, str]] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            key = f"loop{uuid.uuid4().hex[:12]}"
-            try:
-                with urllib.request.urlopen(f"{self.base}/data/{key}", timeout=10) as response:
-                    self.results.append(
-                        (time.monotonic(), response.status, response.headers["X-Cache"], key)
-                    )
-            except urllib.error.HTTPError as error:
-                self.results.append((time.monotonic(), error.code, "", key))
-            except OSError as error:
-                self.results.append((time.monotonic(), 0, str(error), key))
-            time.sleep(0.05)
-
-    def __enter__(self) -> ClientLoop:
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        self.thread.join(30)
 
 
 @pytest.fixture(scope="module")

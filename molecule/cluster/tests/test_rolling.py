@@ -1,0 +1,54 @@
+"""The rolling-restart playbook: refuses an unhealthy cluster, then restarts every Redis host
+under a client loop with no failed answer. Runs after test_failover.py."""
+
+from __future__ import annotations
+
+from conftest import ClientLoop, current_primary, group
+from helpers import wait_for
+
+REDIS = group("redis")
+
+
+def test_refuses_to_start_while_a_replica_is_down(hosts, playbook, sentinel, address):
+    replica = next(h for h in REDIS if h != current_primary(sentinel, address))
+    hosts[replica].run("systemctl stop redis-server.service")
+    try:
+        run = playbook("playbooks/rolling_restart.yml")
+    finally:
+        hosts[replica].run("systemctl start redis-server.service")
+    assert run.returncode != 0
+    output = run.stdout + run.stderr
+    assert "The cluster is not healthy" in output, output[-3000:]
+    assert f"{replica}: Redis does not answer" in output, output[-3000:]
+    # Nothing was restarted: the play stopped at the check.
+    assert "Restart Redis" not in run.stdout
+
+
+def test_rolling_restart_under_load(connect, playbook, sentinel, address):
+    # The host stopped above is back: by its own file, then as Sentinel's replica, in sync.
+    assert wait_for(lambda: _whole(connect), timeout=90), [
+        connect(h).info("replication") for h in REDIS
+    ]
+    before = current_primary(sentinel, address)
+    run_ids = {h: connect(h).info("server")["run_id"] for h in REDIS}
+    with ClientLoop(f"http://{address[group('cache_app')[0]]}:5000") as loop:
+        run = playbook("playbooks/rolling_restart.yml")
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    statuses = [status for _, status, _, _ in loop.results]
+    assert statuses, "the client loop made no request"
+    assert set(statuses) == {200}, loop.results
+    # Every Redis restarted, the primary moved, and the cluster is whole again.
+    after = {h: connect(h).info("server")["run_id"] for h in REDIS}
+    assert all(after[h] != run_ids[h] for h in REDIS), "a Redis was not restarted"
+    assert current_primary(sentinel, address) != before
+    assert _whole(connect)
+
+
+def _whole(connect) -> bool:
+    """One primary, and every replica linked to it and done syncing."""
+    infos = [connect(h).info("replication") for h in REDIS]
+    return sorted(i["role"] for i in infos) == ["master", "slave", "slave"] and all(
+        i["master_link_status"] == "up" and not i["master_sync_in_progress"]
+        for i in infos
+        if i["role"] == "slave"
+    )
