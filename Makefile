@@ -10,12 +10,14 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 DEBIAN_PACKAGES := python3-venv podman runc debootstrap aardvark-dns redis-server redis-tools jq curl wrk
 LAB := -i inventory/lab
 
-.PHONY: help system-packages bootstrap image lab demo verify lab-down lint unit molecule test bench
+.PHONY: help system-packages bootstrap image lab demo verify lab-down lint unit molecule test bench bench-failover
 
 help:
 	@echo "make demo      bootstrap, build the image, start the lab, run site.yml, verify, report"
 	@echo "make test      lint, unit tests and every molecule scenario"
 	@echo "make lab-down  remove the lab's containers (secrets stay in .lab/)"
+	@echo "make bench     warm/cold benchmark against the lab (README, Benchmark)"
+	@echo "make bench-failover  cluster converge times and failover window (README, Failover)"
 
 bootstrap: $(VENV)/.installed
 
@@ -67,3 +69,7 @@ test: lint unit molecule
 bench: lab
 	ansible-playbook $(LAB) site.yml
 	python benchmarks/compare.py
+
+# On molecule's cluster scenario, which it creates and leaves running (molecule destroy -s cluster).
+bench-failover: image
+	python benchmarks/failover.py

@@ -11,7 +11,7 @@ import json
 import time
 import urllib.request
 
-from cache_app import config, redis_client
+from cache_app import config, redis_clients
 
 
 def read_env(path: str) -> dict[str, str]:
@@ -49,7 +49,9 @@ def main() -> None:
     settings = config.from_env(read_env(args.env_file))
     cold = timed_get(f"{args.url}/data/{args.key}")
     warm = timed_get(f"{args.url}/data/{args.key}")
-    ttl = redis_client(settings.redis_url, settings).ttl(settings.key_prefix + args.key)
+    # The primary: the one at CACHE_APP_REDIS_URL, or the one the Sentinels name.
+    writer, _reader = redis_clients(settings)
+    ttl = writer.ttl(settings.key_prefix + args.key)
     print(
         json.dumps(
             {

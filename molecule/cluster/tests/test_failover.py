@@ -89,6 +89,13 @@ def test_rerun_after_failover_changes_nothing_and_keeps_the_new_primary(
     assert current_primary(sentinel, address) == before
 
 
+def test_verify_playbook_checks_the_live_topology_after_the_failover(playbook):
+    run = playbook("playbooks/verify.yml")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert "primary, SET demo:verify" in run.stdout
+    assert run.stdout.count("replica in sync, GET demo:verify -> same value") == 2
+
+
 def _primary_other_than(sentinel, address, old: str) -> str | None:
     try:
         name = current_primary(sentinel, address)
