@@ -209,11 +209,14 @@ def main() -> None:
     args = parser.parse_args()
 
     password = Path(args.password_file).read_text().strip()
-    counter = redis.Redis(port=args.redis_port, password=password, decode_responses=True)
+    counter = redis.Redis(
+        port=args.redis_port, username="admin", password=password, decode_responses=True
+    )
     counter.ping()
     env = {
         **os.environ,
         "CACHE_APP_REDIS_URL": f"redis://127.0.0.1:{args.redis_port}/0",
+        "CACHE_APP_REDIS_USERNAME": "admin",
         "CACHE_APP_REDIS_PASSWORD_FILE": args.password_file,
         "CACHE_APP_KEY_PREFIX": "bench:",
     }

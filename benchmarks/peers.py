@@ -51,7 +51,10 @@ def _flask_caching() -> Flask:
             "CACHE_TYPE": "RedisCache",
             # Flask-Caching ignores CACHE_REDIS_PASSWORD when given a URL: the password goes in it.
             "CACHE_REDIS_URL": SETTINGS.redis_url.replace(
-                "redis://", f"redis://:{quote(SETTINGS.redis_password or '', safe='')}@", 1
+                "redis://",
+                f"redis://{quote(SETTINGS.redis_username or '', safe='')}"
+                f":{quote(SETTINGS.redis_password or '', safe='')}@",
+                1,
             ),
             "CACHE_DEFAULT_TIMEOUT": SETTINGS.cache_ttl,
             "CACHE_KEY_PREFIX": "fc:",

@@ -238,3 +238,31 @@ def _role(server: RedisServer) -> str:
 
 def _knows_replica(watcher) -> bool:
     return any(r["is_slave"] for r in watcher.sentinel_slaves("cache"))
+
+
+def test_acl_user_limited_to_the_prefix_serves_misses_hits_and_locks(tmp_path, store):
+    """As deployed: an ACL user with only the app's commands, on the app's key prefix."""
+    user_password = "app-user-password-0123456789"
+    server = RedisServer(
+        tmp_path,
+        extra=f"user app on >{user_password} ~cache:* +get +set +ttl +ping +evalsha +eval "
+        "+script|load\n",
+    )
+    server.start()
+    try:
+        (tmp_path / "app-pw").write_text(user_password)
+        settings = config.from_env(
+            {
+                "CACHE_APP_REDIS_URL": f"redis://127.0.0.1:{server.port}/0",
+                "CACHE_APP_REDIS_USERNAME": "app",
+                "CACHE_APP_REDIS_PASSWORD_FILE": str(tmp_path / "app-pw"),
+                "CACHE_APP_KEY_PREFIX": "cache:",
+            }
+        )
+        client = create_app(settings, store=store).test_client()
+        first, second = client.get("/data/acl"), client.get("/data/acl")
+        assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+        assert server.client().get("cache:acl") == "ACL"
+        assert client.get("/healthz").status_code == 200
+    finally:
+        server.stop()

@@ -47,11 +47,14 @@ def recap(output: str) -> str:
     return plain[plain.rfind("PLAY RECAP") :]
 
 
-def redis_client(host: str, port: int, password: str | None) -> redis.Redis:
+def redis_client(
+    host: str, port: int, password: str | None, username: str | None = None
+) -> redis.Redis:
     """A client from the controller to a test host's Redis; the password never leaves Python."""
     return redis.Redis(
         host=host,
         port=port,
+        username=username,
         password=password,
         socket_timeout=3,
         # RESP2, as redis-cli speaks: errors read NOAUTH / WRONGPASS as in the docs.

@@ -3,6 +3,7 @@
 import pytest
 
 from redis_instances import (
+    redis_acl_errors,
     redis_instance_errors,
     redis_instance_plan,
     redis_password_errors,
@@ -132,3 +133,46 @@ def test_same_host_replica_reaches_its_source_on_the_source_addresses():
     ]
     plan = redis_instance_plan(instances, "h1", hostvars(h1=instances), "h1", BIND)
     assert plan[1]["replicaof"] == {"host": "10.1.1.1", "port": 6379}
+
+
+ACL = {
+    "admin": "~* &* +@all",
+    "replication": "+psync +replconf +ping",
+    "sentinel": "&__sentinel__:hello +multi +slaveof +config|rewrite +client|kill",
+    "app": "~cache:* %R~ro:* +get +set +evalsha -@dangerous",
+}
+ACL_PASSWORDS = {name: f"{name}-0123456789abcdef" for name in ACL}
+
+
+def test_acl_rules_of_the_defaults_are_accepted():
+    assert redis_acl_errors(ACL, ACL_PASSWORDS, "admin", "replication", []) == []
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ({"app": "+get >sneaky"}, "redis_acl_rules.app: '>...': password rules are not allowed"),
+        ({"app": "+get nopass"}, "redis_acl_rules.app: 'nopass': password rules are not allowed"),
+        (
+            {"app": "+get +set\nuser evil on"},
+            "redis_acl_rules.app: cannot validate the rule 'user'",
+        ),
+        ({"app": "+GET"}, "redis_acl_rules.app: cannot validate the rule '+GET'"),
+        ({"default": "on"}, "redis_acl_rules: 'default' is always off"),
+        ({"bad name": "+get"}, "redis_acl_rules: 'bad name' is not a valid user name"),
+    ],
+)
+def test_acl_rules_the_role_cannot_validate_are_refused(rules, message):
+    errors = redis_acl_errors(ACL | rules, ACL_PASSWORDS, "admin", "replication", [])
+    assert any(error.startswith(message) for error in errors), errors
+
+
+def test_acl_users_need_admin_replication_and_strong_passwords():
+    errors = redis_acl_errors(
+        {"app": "+get"}, {"app": "Test1234Test1234"}, "admin", "replication", ["Test1234"]
+    )
+    assert "redis_acl_rules: user 'admin' is missing (Ansible and replicas use it)" in errors
+    assert "redis_acl_rules: user 'replication' is missing (Ansible and replicas use it)" in errors
+    assert "redis_acl_passwords.app: is a known weak password" in errors
+    missing = redis_acl_errors(ACL, {}, "admin", "replication", [])
+    assert "redis_acl_passwords.sentinel: required (keep it in a vault; see README)" in missing

@@ -16,6 +16,7 @@ from .slow_store import SlowStore
 def _client_options(settings: config.Settings) -> dict:
     # Short timeouts and no retries: a dead Redis costs at most one timeout per request.
     return {
+        "username": settings.redis_username,
         "password": settings.redis_password,
         "socket_connect_timeout": settings.redis_timeout,
         "socket_timeout": settings.redis_timeout,

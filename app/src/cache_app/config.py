@@ -20,6 +20,8 @@ class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Optional: where reads go (a replica). Writes always go to redis_url.
     redis_read_url: str | None = None
+    # ACL user (Redis 6+); None authenticates as the default user.
+    redis_username: str | None = None
     redis_password: str | None = field(default=None, repr=False)
     # Sentinel: when set, the primary (and replicas) are found by asking these, not redis_url.
     sentinels: tuple[tuple[str, int], ...] = ()
@@ -91,6 +93,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
     return Settings(
         redis_url=env.get(PREFIX + "REDIS_URL") or defaults.redis_url,
         redis_read_url=env.get(PREFIX + "REDIS_READ_URL") or None,
+        redis_username=env.get(PREFIX + "REDIS_USERNAME") or None,
         redis_password=_password(env),
         sentinels=_sentinels(env),
         sentinel_master=env.get(PREFIX + "SENTINEL_MASTER") or defaults.sentinel_master,

@@ -48,7 +48,7 @@ def connect(address):
     password = secret("redis_password")
 
     def _connect(name: str, port: int = 6379) -> redis.Redis:
-        return redis_client(address[name], port, password)
+        return redis_client(address[name], port, password, "admin")
 
     return _connect
 

@@ -18,9 +18,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 from helpers import redis_client, run_playbook
 
 
-def lab_password() -> str:
+def lab_password(name: str = "redis_password") -> str:
     secrets = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "lab" / "secrets"
-    return (secrets / "redis_password").read_text().strip()
+    return (secrets / name).read_text().strip()
+
+
+# ACL users of the lab and the file holding each one's password.
+USERS = {
+    "admin": "redis_password",
+    "replication": "redis_replication_password",
+    "sentinel": "redis_sentinel_user_password",
+    "app": "redis_app_password",
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +39,11 @@ def address(host) -> str:
 
 @pytest.fixture(scope="module")
 def connect(address):
-    def _connect(port: int, password: str | None = "lab") -> redis.Redis:
-        return redis_client(address, port, lab_password() if password == "lab" else password)
+    def _connect(port: int, password: str | None = "lab", user: str = "admin") -> redis.Redis:
+        """As `user` (the admin by default); password None connects without credentials."""
+        if password == "lab":
+            password = lab_password(USERS[user])
+        return redis_client(address, port, password, user if password else None)
 
     return _connect
 

@@ -144,6 +144,14 @@ def test_verification_playbook_passes(playbook):
             "redis_instances[main].role: 'master' is not one of primary, replica",
         ),
         ('{"redis_instances": [{"name": "main", "port": 99999}]}', "port: 99999 is outside"),
+        (
+            '{"redis_acl_rules": {"admin": "+@all", "replication": "+psync >pw", "app": "+get"}}',
+            "redis_acl_rules.replication: '>...': password rules are not allowed here",
+        ),
+        (
+            '{"redis_acl_rules": {"admin": "+@all", "replication": "+psync", "app": "+GET"}}',
+            "redis_acl_rules.app: cannot validate the rule '+GET'",
+        ),
         ('{"cache_app_port": 0}', "cache_app_port: 0 is outside 1-65535"),
         ('{"cache_app_cache_ttl": -5}', "cache_app_cache_ttl: must be a positive"),
         ('{"cache_app_bind": ["::1"]}', "cache_app_bind: IPv6 addresses are not supported"),
@@ -151,9 +159,11 @@ def test_verification_playbook_passes(playbook):
 )
 def test_bad_variables_stop_before_any_change(host, playbook, extra_vars, message):
     config_before = host.file("/etc/redis/redis.conf").sha256sum
+    acl_before = host.file("/etc/redis/users.acl").sha256sum
     run = playbook("site.yml", "-e", extra_vars)
     assert run.returncode != 0
     output = run.stdout + run.stderr
     assert message in output, output[-3000:]
     assert re.search(r"changed=0\s", recap(run.stdout)), recap(run.stdout)
     assert host.file("/etc/redis/redis.conf").sha256sum == config_before
+    assert host.file("/etc/redis/users.acl").sha256sum == acl_before

@@ -1,0 +1,125 @@
+"""ACL users: each one can do its job and nothing else; changes load without a restart."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+import redis
+
+from conftest import USERS, lab_password
+from helpers import recap
+
+PRIMARY, REPLICA = 6379, 6380
+DEFAULT_RULES = {
+    "admin": "~* &* +@all",
+    "replication": "+psync +replconf +ping",
+    "sentinel": (
+        "&__sentinel__:hello +multi +slaveof +ping +exec +subscribe +config|rewrite +role "
+        "+publish +info +client|setname +client|kill +script|kill"
+    ),
+    "app": "~* +get +set +ttl +ping +evalsha +eval +script|load",
+}
+
+
+def test_acl_file_holds_hashes_not_passwords(host):
+    acl = host.file("/etc/redis/users.acl")
+    assert (acl.user, acl.group, acl.mode) == ("redis", "redis", 0o640)
+    content = acl.content_string
+    assert "user default off" in content
+    for user, secret in USERS.items():
+        assert re.search(rf"^user {user} on #[0-9a-f]{{64}} ", content, re.M), user
+        assert lab_password(secret) not in content
+
+
+@pytest.mark.parametrize("port", [PRIMARY, REPLICA])
+def test_default_user_is_off(connect, port):
+    with pytest.raises(redis.AuthenticationError, match=r"NOAUTH"):
+        connect(port, password=None).ping()
+    with pytest.raises(redis.AuthenticationError, match=r"WRONGPASS"):
+        connect(port, password=lab_password(), user="default").ping()
+
+
+def test_wrong_password_is_logged(connect):
+    admin = connect(PRIMARY)
+    admin.acl_log_reset()
+    with pytest.raises(redis.AuthenticationError, match=r"WRONGPASS"):
+        connect(PRIMARY, password="not-the-app-password-at-all", user="app").ping()
+    entries = admin.acl_log()
+    assert any(e["reason"] == "auth" and e["username"] == "app" for e in entries), entries
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("FLUSHALL",),
+        ("KEYS", "*"),
+        ("CONFIG", "GET", "maxmemory"),
+        ("ACL", "LIST"),
+        ("DEBUG", "SLEEP", "0"),
+    ],
+)
+def test_app_user_gets_noperm_outside_its_commands(connect, command):
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        connect(PRIMARY, user="app").execute_command(*command)
+
+
+def test_app_user_can_do_its_job(connect):
+    app = connect(PRIMARY, user="app")
+    key = f"acl:{uuid.uuid4().hex}"
+    assert app.set(key, "v", ex=30)
+    assert app.get(key) == "v"
+    assert 0 < app.ttl(key) <= 30
+    lock = app.lock(f"lock|{key}", timeout=5)
+    assert lock.acquire(blocking=False)
+    lock.release()
+
+
+@pytest.mark.parametrize("user", ["replication", "sentinel"])
+def test_replication_and_sentinel_users_can_do_nothing_else(connect, user):
+    client = connect(PRIMARY, user=user)
+    assert client.ping()
+    for command in (("GET", "x"), ("SET", "x", "1"), ("FLUSHALL",), ("CONFIG", "GET", "*")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            client.execute_command(*command)
+
+
+def test_replication_works_with_default_off(connect):
+    info = connect(REPLICA).info("replication")
+    assert (info["role"], info["master_link_status"]) == ("slave", "up")
+
+
+def test_acl_change_loads_without_restart_and_a_refused_file_changes_nothing(
+    connect, playbook, host
+):
+    admin = connect(PRIMARY)
+    run_ids = {port: connect(port).info("server")["run_id"] for port in (PRIMARY, REPLICA)}
+    stricter = DEFAULT_RULES | {"app": DEFAULT_RULES["app"].replace(" +ttl", "")}
+    run = playbook("site.yml", "-e", json.dumps({"redis_acl_rules": stricter}))
+    try:
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            connect(PRIMARY, user="app").ttl("anything")
+        assert {p: connect(p).info("server")["run_id"] for p in run_ids} == run_ids
+
+        # A rule the role's check lets through but Redis refuses: Redis keeps its users, the
+        # previous file goes back, and the play says why.
+        acl_before = host.file("/etc/redis/users.acl").sha256sum
+        bad = stricter | {"app": "+get +nosuchcommand"}
+        refused = playbook("site.yml", "-e", json.dumps({"redis_acl_rules": bad}))
+        assert refused.returncode != 0
+        output = refused.stdout + refused.stderr
+        assert "Redis refused the new ACL file and kept its users" in output, output[-3000:]
+        assert "nosuchcommand" in output
+        assert host.file("/etc/redis/users.acl").sha256sum == acl_before
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            connect(PRIMARY, user="app").ttl("anything")
+        assert connect(PRIMARY, user="app").ping()
+    finally:
+        restored = playbook("site.yml")
+    assert restored.returncode == 0, restored.stdout[-3000:]
+    assert "changed=" in recap(restored.stdout)
+    assert connect(PRIMARY, user="app").ttl("anything") == -2
+    assert admin.ping()
