@@ -1,7 +1,8 @@
 """Run on an app host with the app's venv: the seed's part 4 as numbers, printed as JSON.
 
 GETs /data/<key> twice (cold, then warm) and reads the key's TTL in Redis with the app's own
-settings (its environment file and password file), so no secret passes on a command line.
+settings (its environment file, and the password files its unit loads as credentials), so no
+secret passes on a command line.
 """
 
 from __future__ import annotations
@@ -44,9 +45,14 @@ def main() -> None:
     parser.add_argument("--url", required=True, help="base URL of the app")
     parser.add_argument("--key", required=True)
     parser.add_argument("--env-file", required=True)
+    parser.add_argument("--credentials", required=True, help="folder of the password files")
     args = parser.parse_args()
 
-    settings = config.from_env(read_env(args.env_file))
+    env = read_env(args.env_file)
+    env["CACHE_APP_REDIS_PASSWORD_FILE"] = f"{args.credentials}/redis-password"
+    if env.get("CACHE_APP_SENTINELS"):
+        env["CACHE_APP_SENTINEL_PASSWORD_FILE"] = f"{args.credentials}/sentinel-password"
+    settings = config.from_env(env)
     cold = timed_get(f"{args.url}/data/{args.key}")
     warm = timed_get(f"{args.url}/data/{args.key}")
     # The primary: the one at CACHE_APP_REDIS_URL, or the one the Sentinels name.

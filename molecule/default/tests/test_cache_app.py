@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -60,12 +61,33 @@ def test_unit_hardening(host, prop, value):
     assert host.service(UNIT).systemd_properties[prop] == value
 
 
-def test_secret_files_are_not_world_readable(host):
-    for path in ("/etc/cache-app/redis-password", "/etc/cache-app/cache-app.env"):
-        secret = host.file(path)
-        assert (secret.user, secret.group, secret.mode) == ("root", "cache-app", 0o640)
-    env = host.file("/etc/cache-app/cache-app.env").content_string
-    assert "CACHE_APP_REDIS_PASSWORD_FILE" in env
+def test_settings_and_secret_files_are_private(host):
+    env = host.file("/etc/cache-app/cache-app.env")
+    assert (env.user, env.group, env.mode) == ("root", "cache-app", 0o640)
+    secret = host.file("/etc/cache-app/redis-password")
+    assert (secret.user, secret.group, secret.mode) == ("root", "root", 0o600)
+
+
+def test_password_reaches_the_app_as_a_credential_only(host):
+    """Not in the environment file, the unit's properties, or any process's command line."""
+    password = host.file("/etc/cache-app/redis-password").content_string.strip()
+    assert password not in host.file("/etc/cache-app/cache-app.env").content_string
+    assert password not in host.run("systemctl show cache-app.service").stdout
+    assert password not in host.run("ps -eo args").stdout
+    assert "%d/redis-password" in host.run("systemctl cat cache-app.service").stdout
+    pid = host.service(UNIT).systemd_properties["MainPID"]
+    environ = host.file(f"/proc/{pid}/environ").content_string
+    assert password not in environ
+    credential = "/run/credentials/cache-app.service/redis-password"
+    assert f"CACHE_APP_REDIS_PASSWORD_FILE={credential}" in environ
+
+
+def test_app_unit_exposure_stays_at_or_below_1_2(host):
+    """systemd-analyze security's score for the unit (0 best, 10 worst); printed for the report."""
+    out = host.run("systemd-analyze security --no-pager cache-app.service").stdout
+    score = float(re.search(r"Overall exposure level for cache-app.service: ([\d.]+)", out)[1])
+    print(f"systemd-analyze security cache-app.service: {score}")
+    assert score <= 1.2, out[-2000:]
 
 
 def test_first_request_cold_second_from_cache_with_ttl(get, connect):
