@@ -53,7 +53,9 @@ def secret(name: str) -> str:
 
 
 def client(host: str, port: int, password: str) -> redis.Redis:
-    return redis.Redis(host=ip(host), port=port, password=password, socket_timeout=2)
+    return redis.Redis(
+        host=ip(host), port=port, password=password, socket_timeout=2, decode_responses=True
+    )
 
 
 def primary(sentinels: list[redis.Redis], addresses: dict[str, str]) -> str:
