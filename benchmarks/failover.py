@@ -52,9 +52,14 @@ def secret(name: str) -> str:
     return matches[-1].read_text().strip()
 
 
-def client(host: str, port: int, password: str) -> redis.Redis:
+def client(host: str, port: int, password: str, username: str | None = None) -> redis.Redis:
     return redis.Redis(
-        host=ip(host), port=port, password=password, socket_timeout=2, decode_responses=True
+        host=ip(host),
+        port=port,
+        username=username,
+        password=password,
+        socket_timeout=2,
+        decode_responses=True,
     )
 
 
@@ -124,7 +129,7 @@ def main() -> None:
     sentinels = [client(h, 26379, sentinel_password) for h in REDIS_HOSTS]
 
     def connect(host: str) -> redis.Redis:
-        return client(host, 6379, redis_password)
+        return client(host, 6379, redis_password, "admin")
 
     app = ip(APP)
     rows = []

@@ -61,3 +61,30 @@ def redis_client(
         protocol=2,
         decode_responses=True,
     )
+
+
+def leaks(text: str, secrets: list[str]) -> list[str]:
+    """Which secrets (by position, never the value) appear in the text."""
+    return [f"secret #{i}" for i, secret in enumerate(secrets) if secret in text]
+
+
+def files_others_can_read_holding(container: str, secrets: list[str]) -> str:
+    """Paths of files readable by others in a container that contain any of the secrets.
+
+    The patterns reach a root-only file through stdin: no secret on any command line.
+    """
+    patterns = "/root/.secret-scan-patterns"
+    subprocess.run(
+        ["podman", "exec", "-i", container, "sh", "-c", f"umask 077; cat > {patterns}"],
+        input="\n".join(secrets) + "\n",
+        text=True,
+        check=True,
+    )
+    scan = (
+        "find / -xdev \\( -path /proc -o -path /sys -o -path /root \\) -prune -o "
+        f"-type f -perm -o=r -size -5M -print0 | xargs -0 grep -lFf {patterns}; "
+        f"rm -f {patterns}"
+    )
+    return subprocess.run(
+        ["podman", "exec", container, "sh", "-c", scan], capture_output=True, text=True, check=False
+    ).stdout.strip()

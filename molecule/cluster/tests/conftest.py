@@ -43,12 +43,19 @@ def secret(name: str) -> str:
     return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "secrets", name).read_text().strip()
 
 
+# ACL users and the secret file of each one's password.
+USERS = {
+    "admin": "redis_password",
+    "replication": "redis_replication_password",
+    "sentinel": "redis_sentinel_user_password",
+    "app": "redis_app_password",
+}
+
+
 @pytest.fixture(scope="session")
 def connect(address):
-    password = secret("redis_password")
-
-    def _connect(name: str, port: int = 6379) -> redis.Redis:
-        return redis_client(address[name], port, password, "admin")
+    def _connect(name: str, port: int = 6379, user: str = "admin") -> redis.Redis:
+        return redis_client(address[name], port, secret(USERS[user]), user)
 
     return _connect
 

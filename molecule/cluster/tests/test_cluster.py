@@ -8,6 +8,7 @@ import urllib.request
 import uuid
 
 import pytest
+import redis
 
 from conftest import group
 from helpers import wait_for
@@ -15,6 +16,8 @@ from helpers import wait_for
 PRIMARY = group("redis_primary")[0]
 REPLICAS = group("redis_replicas")
 APP = group("cache_app")[0]
+# inventory/production.example's cache_app_key_prefix, which its app ACL user is limited to.
+PREFIX = "cache:"
 
 
 def test_primary_sees_both_replicas(connect):
@@ -48,9 +51,9 @@ def test_app_writes_to_primary_and_reads_from_a_replica(address, connect):
             return json.load(response) | {"x_cache": response.headers["X-Cache"]}
 
     assert get()["source"] == "database (slow)"
-    assert connect(PRIMARY).get(key) == key.upper()
+    assert connect(PRIMARY).get(PREFIX + key) == key.upper()
     reader = connect(REPLICAS[0])
-    assert wait_for(lambda: reader.get(key) == key.upper(), timeout=1.0)
+    assert wait_for(lambda: reader.get(PREFIX + key) == key.upper(), timeout=1.0)
     assert get() == {"key": key, "value": key.upper(), "source": "cache", "x_cache": "HIT"}
 
 
@@ -63,3 +66,11 @@ def test_limit_to_one_host_touches_nothing_else(playbook, target):
     assert target in recap
     assert not any(name in recap for name in group("all") if name != target), recap
     assert re.search(r"changed=0\s", recap), recap
+
+
+def test_app_user_is_limited_to_the_app_prefix(connect):
+    app = connect(PRIMARY, user="app")
+    assert app.set(f"{PREFIX}acl-check", "ok", ex=30)
+    for command in (("SET", "elsewhere", "x"), ("GET", "elsewhere"), ("FLUSHALL",), ("KEYS", "*")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.execute_command(*command)

@@ -107,7 +107,7 @@ def _primary_other_than(sentinel, address, old: str) -> str | None:
 def _cached_since(loop: ClientLoop, connect, primary: str, since: float) -> bool:
     """A key first asked for after `since` was cached, and it is on the new primary."""
     misses = [key for at, _, cache, key in loop.results if cache == "MISS" and at > since]
-    return bool(misses) and connect(primary).get(misses[-1]) == misses[-1].upper()
+    return bool(misses) and connect(primary).get(f"cache:{misses[-1]}") == misses[-1].upper()
 
 
 def _link(connect, host: str) -> tuple[str, str, str]:

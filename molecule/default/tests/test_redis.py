@@ -152,6 +152,10 @@ def test_verification_playbook_passes(playbook):
             '{"redis_acl_rules": {"admin": "+@all", "replication": "+psync", "app": "+GET"}}',
             "redis_acl_rules.app: cannot validate the rule '+GET'",
         ),
+        (
+            '{"redis_acl_passwords": {"replication": "breaks \\"a config line\\""}}',
+            "redis_acl_passwords.replication: must not contain whitespace, quotes or backslashes",
+        ),
         ('{"cache_app_port": 0}', "cache_app_port: 0 is outside 1-65535"),
         ('{"cache_app_cache_ttl": -5}', "cache_app_cache_ttl: must be a positive"),
         ('{"cache_app_bind": ["::1"]}', "cache_app_bind: IPv6 addresses are not supported"),
