@@ -9,7 +9,8 @@ module: redis_acl_load
 short_description: Run ACL LOAD on a Redis instance and report why it failed
 description:
   - Redis checks the whole file first; a file it refuses leaves the users in force unchanged, and
-    the module fails with Redis's reason. Talks to Redis with redis-py (C(python3-redis)); the
+    the module fails with Redis's reason. An instance that does not answer is left alone (it
+    reads the file when it starts). Talks to Redis with redis-py (C(python3-redis)); the
     password travels in the module's arguments, never on a command line.
 options:
   login_host: {type: str, default: 127.0.0.1, description: Redis address.}
@@ -56,9 +57,12 @@ def main():
     )
     try:
         client.execute_command("ACL", "LOAD")
+    except redis.ConnectionError as error:
+        # Not running: it reads the file when it starts (the role's service phase starts it).
+        module.exit_json(changed=False, running=False, msg=f"not loaded: {error}")
     except redis.RedisError as error:
         module.fail_json(msg=f"ACL LOAD on port {params['login_port']}: {error}")
-    module.exit_json(changed=True)
+    module.exit_json(changed=True, running=True)
 
 
 if __name__ == "__main__":
