@@ -245,7 +245,7 @@ def test_acl_user_limited_to_the_prefix_serves_misses_hits_and_locks(tmp_path, s
     user_password = "app-user-password-0123456789"
     server = RedisServer(
         tmp_path,
-        extra=f"user app on >{user_password} ~cache:* +get +set +ttl +ping +evalsha +eval "
+        extra=f"user app on >{user_password} ~cache:* +get +set +del +ttl +ping +evalsha +eval "
         "+script|load\n",
     )
     server.start()
@@ -264,5 +264,7 @@ def test_acl_user_limited_to_the_prefix_serves_misses_hits_and_locks(tmp_path, s
         assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
         assert server.client().get("cache:acl") == "ACL"
         assert client.get("/healthz").status_code == 200
+        # The single-flight lock was released (its script may run GET and DEL), not left to expire.
+        assert server.client().keys("cache:lock|*") == []
     finally:
         server.stop()

@@ -20,7 +20,8 @@ def test_converge_log_at_vvv_holds_no_secret(playbook, secrets):
 
 
 def test_no_file_others_can_read_holds_a_secret(host, secrets):
-    assert files_others_can_read_holding(host.backend.name, secrets) == ""
+    # The scenario's container is named after its inventory host.
+    assert files_others_can_read_holding(host.backend.host, secrets) == ""
 
 
 def test_no_command_line_or_journal_holds_a_secret(host, secrets):
