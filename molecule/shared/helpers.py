@@ -14,6 +14,15 @@ import redis
 T = TypeVar("T")
 
 
+# ACL users the scenarios create, and the name of the generated secret file of each one's password.
+ACL_USERS = {
+    "admin": "redis_password",
+    "replication": "redis_replication_password",
+    "sentinel": "redis_sentinel_user_password",
+    "app": "redis_app_password",
+}
+
+
 def wait_for(predicate: Callable[[], T], timeout: float, step: float = 0.05) -> T:
     """Poll until the predicate is truthy or the timeout passes; return its last value."""
     deadline = time.monotonic() + timeout

@@ -176,3 +176,12 @@ def test_acl_users_need_admin_replication_and_strong_passwords():
     assert "redis_acl_passwords.app: is a known weak password" in errors
     missing = redis_acl_errors(ACL, {}, "admin", "replication", [])
     assert "redis_acl_passwords.sentinel: required (keep it in a vault; see README)" in missing
+
+
+def test_known_weak_passwords_are_refused_without_any_list_from_the_inventory():
+    assert redis_password_errors("Test1234Test1234", "redis_password") == [
+        "redis_password: is a known weak password"
+    ]
+    assert redis_password_errors("FOOBAREDfoobared", "redis_password", []) == [
+        "redis_password: is a known weak password"
+    ]

@@ -68,6 +68,5 @@ def create_app(settings: config.Settings | None = None, store: Store | None = No
         lock_ttl=settings.lock_ttl,
         lock_wait=settings.lock_wait,
     )
-    app.extensions["cache_aside"] = cache
     views.register(app, settings, cache, (writer, reader))
     return app

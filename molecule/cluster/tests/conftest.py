@@ -19,6 +19,7 @@ from testinfra.utils.ansible_runner import AnsibleRunner
 
 # molecule/shared/helpers.py, shared by every scenario's checks.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from helpers import ACL_USERS as USERS
 from helpers import redis_client, run_playbook
 
 RUNNER = AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
@@ -41,15 +42,6 @@ def address(hosts):
 
 def secret(name: str) -> str:
     return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "secrets", name).read_text().strip()
-
-
-# ACL users and the secret file of each one's password.
-USERS = {
-    "admin": "redis_password",
-    "replication": "redis_replication_password",
-    "sentinel": "redis_sentinel_user_password",
-    "app": "redis_app_password",
-}
 
 
 @pytest.fixture(scope="session")

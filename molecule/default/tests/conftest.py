@@ -15,21 +15,13 @@ import redis
 
 # molecule/shared/helpers.py, shared by every scenario's checks.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from helpers import ACL_USERS as USERS
 from helpers import redis_client, run_playbook
 
 
 def lab_password(name: str = "redis_password") -> str:
     secrets = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "lab" / "secrets"
     return (secrets / name).read_text().strip()
-
-
-# ACL users of the lab and the file holding each one's password.
-USERS = {
-    "admin": "redis_password",
-    "replication": "redis_replication_password",
-    "sentinel": "redis_sentinel_user_password",
-    "app": "redis_app_password",
-}
 
 
 @pytest.fixture(scope="module")

@@ -178,10 +178,14 @@ def redis_instance_errors(
     return errors
 
 
+# Always refused, whatever the inventory adds: the tutorial's password first, then the usual ones.
+KNOWN_WEAK = ("Test1234", "foobared", "password", "changeme", "redis", "sentinel", "admin")
+
+
 def _is_weak(password: str, weak: Sequence[str]) -> bool:
-    """A listed weak password, alone or repeated (a weak word twice is no stronger)."""
+    """A known or listed weak password, alone or repeated (a weak word twice is no stronger)."""
     lowered = password.lower()
-    for candidate in {w.lower() for w in weak if w}:
+    for candidate in {w.lower() for w in (*KNOWN_WEAK, *weak) if w}:
         repeats, rest = divmod(len(lowered), len(candidate))
         if rest == 0 and lowered == candidate * repeats:
             return True
@@ -189,7 +193,7 @@ def _is_weak(password: str, weak: Sequence[str]) -> bool:
 
 
 def redis_password_errors(
-    password: Any, variable: str, weak: Sequence[str], min_length: int = 16
+    password: Any, variable: str, weak: Sequence[str] = (), min_length: int = 16
 ) -> list[str]:
     """Return why a password is unusable, without ever echoing it."""
     if not isinstance(password, str) or not password:
