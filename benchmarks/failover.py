@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -26,6 +27,10 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+# How the molecule checks crash a Redis (molecule/shared/helpers.py).
+sys.path.insert(0, str(ROOT / "molecule" / "shared"))
+from helpers import CRASH_REDIS, RESTART_CRASHED_REDIS  # noqa: E402
+
 REDIS_HOSTS = ("cluster-redis1", "cluster-redis2", "cluster-redis3")
 APP = "cluster-app1"
 NAME = "cache"
@@ -88,8 +93,8 @@ def window(app: str, sentinels, addresses, connect) -> dict[str, float]:
     thread.start()
     time.sleep(2)
     killed = time.monotonic()
-    for command in ("systemctl kill --signal=SIGKILL redis-server", "systemctl stop redis-server"):
-        subprocess.run(["podman", "exec", old, *command.split()], check=True)
+    # SIGKILL, with systemd's Restart=always off for the moment: a crash that stays down.
+    subprocess.run(["podman", "exec", old, "sh", "-c", CRASH_REDIS], check=True)
     while primary(sentinels, addresses) == old:
         time.sleep(0.05)
     promoted = time.monotonic()
@@ -101,7 +106,7 @@ def window(app: str, sentinels, addresses, connect) -> dict[str, float]:
     first_bad = next(at for at, status in answers if at > killed and status != "MISS")
     first_good = next(at for at, status in answers if at > first_bad and status == "MISS")
     # Put the old primary back; Sentinel makes it a replica of the new one.
-    subprocess.run(["podman", "exec", old, "systemctl", "start", "redis-server"], check=True)
+    subprocess.run(["podman", "exec", old, "sh", "-c", RESTART_CRASHED_REDIS], check=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:

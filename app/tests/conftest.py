@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import secrets
 import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from cache_app import config, create_app
 from cache_app.slow_store import SlowStore
@@ -33,13 +40,83 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class RedisServer:
-    """redis-server as a child process; its config (and password) arrive on stdin."""
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
 
-    def __init__(self, workdir: Path, password: str | None = None, extra: str = "") -> None:
+
+def _key_and_name(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Name]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key, x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _signed(
+    subject: tuple[ec.EllipticCurvePrivateKey, x509.Name],
+    issuer: tuple[ec.EllipticCurvePrivateKey, x509.Name],
+    extension: x509.ExtensionType,
+    critical: bool,
+) -> x509.Certificate:
+    """A certificate valid for a day, for `subject`'s key, signed by `issuer`'s."""
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject[1])
+        .issuer_name(issuer[1])
+        .public_key(subject[0].public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(extension, critical=critical)
+        .sign(issuer[0], hashes.SHA256())
+    )
+
+
+def make_tls_files(workdir: Path, name: str = "tls") -> TlsFiles:
+    """A CA and a certificate it signs for 127.0.0.1, as the redis role's private CA makes them."""
+    authority = _key_and_name(f"{name} test CA")
+    ca = _signed(authority, authority, x509.BasicConstraints(ca=True, path_length=0), True)
+    server = _key_and_name("127.0.0.1")
+    loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+    cert = _signed(server, authority, x509.SubjectAlternativeName([loopback]), False)
+    key = server[0]
+    files = TlsFiles(workdir / f"{name}-ca.crt", workdir / f"{name}.crt", workdir / f"{name}.key")
+    files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    files.key.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    files.key.chmod(0o600)
+    return files
+
+
+class RedisServer:
+    """redis-server as a child process; its config (and password) arrive on stdin.
+
+    With `tls`, it listens for TLS only (`port 0`, `tls-port`), as the redis role configures it.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        password: str | None = None,
+        extra: str = "",
+        tls: TlsFiles | None = None,
+    ) -> None:
         self.workdir = workdir
         self.password = password or secrets.token_urlsafe(24)
         self.port = free_port()
+        self.tls = tls
+        if tls:
+            extra = (
+                f"port 0\ntls-port {self.port}\ntls-cert-file {tls.cert}\ntls-key-file {tls.key}\n"
+                f"tls-ca-cert-file {tls.ca}\ntls-auth-clients no\n{extra}"
+            )
         self.extra = extra
         self.process: subprocess.Popen[str] | None = None
 
@@ -73,8 +150,14 @@ class RedisServer:
             self.process = None
 
     def client(self) -> redis.Redis:
+        tls = {"ssl": True, "ssl_ca_certs": str(self.tls.ca)} if self.tls else {}
         return redis.Redis(
-            port=self.port, password=self.password, decode_responses=True, socket_timeout=2
+            host="127.0.0.1",
+            port=self.port,
+            password=self.password,
+            decode_responses=True,
+            socket_timeout=2,
+            **tls,
         )
 
 

@@ -7,10 +7,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 
 from cache_app import config, create_app
 from cache_app.config import ConfigError, from_env
-from conftest import RedisServer, SentinelServer, wait_for
+from conftest import RedisServer, SentinelServer, make_tls_files, wait_for
 
 DB, CACHE = "database (slow)", "cache"
 
@@ -268,3 +269,48 @@ def test_acl_user_limited_to_the_prefix_serves_misses_hits_and_locks(tmp_path, s
         assert server.client().keys("cache:lock|*") == []
     finally:
         server.stop()
+
+
+def test_tls_with_the_ca_caches_and_refuses_a_server_it_cannot_verify(tmp_path, store):
+    """As deployed with redis_tls: rediss:// only, the certificate checked against the CA."""
+    tls = make_tls_files(tmp_path)
+    server = RedisServer(tmp_path, tls=tls)
+    server.start()
+    try:
+        (tmp_path / "pw").write_text(server.password)
+        env = {
+            "CACHE_APP_REDIS_URL": f"rediss://127.0.0.1:{server.port}/0",
+            "CACHE_APP_REDIS_PASSWORD_FILE": str(tmp_path / "pw"),
+            "CACHE_APP_REDIS_TLS_CA_FILE": str(tls.ca),
+        }
+        client = create_app(config.from_env(env), store=store).test_client()
+        first, second = client.get("/data/tls"), client.get("/data/tls")
+        assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+        assert server.client().get("tls") == "TLS"
+
+        # Plaintext to the TLS port gets no answer.
+        plain = redis.Redis(port=server.port, password=server.password, socket_timeout=1)
+        with pytest.raises(redis.ConnectionError):
+            plain.ping()
+
+        # A CA that did not sign the server's certificate: the cache is bypassed, never a 500.
+        other = make_tls_files(tmp_path, "other")
+        env["CACHE_APP_REDIS_TLS_CA_FILE"] = str(other.ca)
+        untrusting = create_app(config.from_env(env), store=store).test_client()
+        response = untrusting.get("/data/tls")
+        assert (response.status_code, response.headers["X-Cache"]) == (200, "BYPASS")
+        health = untrusting.get("/healthz")
+        assert health.status_code == 503
+        assert "certificate" in health.get_data(as_text=True).lower()
+    finally:
+        server.stop()
+
+
+def test_tls_ca_with_a_plaintext_url_stops_start_up(tmp_path):
+    tls = make_tls_files(tmp_path)
+    env = {
+        "CACHE_APP_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "CACHE_APP_REDIS_TLS_CA_FILE": str(tls.ca),
+    }
+    with pytest.raises(config.ConfigError, match="rediss://"):
+        config.from_env(env)

@@ -23,6 +23,20 @@ ACL_USERS = {
 }
 
 
+# A crash that stays down: a runtime drop-in turns off Restart=always for the moment, then SIGKILL
+# (no shutdown save). A `systemctl stop` right after the kill would race with systemd's restart
+# and can leave the unit stuck deactivating (Debian's unit has no stop timeout).
+CRASH_REDIS = (
+    "mkdir -p /run/systemd/system/redis-server.service.d"
+    " && printf '[Service]\\nRestart=no\\n' > /run/systemd/system/redis-server.service.d/crash.conf"
+    " && systemctl daemon-reload && systemctl kill --signal=SIGKILL redis-server.service"
+)
+RESTART_CRASHED_REDIS = (
+    "rm -f /run/systemd/system/redis-server.service.d/crash.conf"
+    " && systemctl daemon-reload && systemctl start redis-server.service"
+)
+
+
 def wait_for(predicate: Callable[[], T], timeout: float, step: float = 0.05) -> T:
     """Poll until the predicate is truthy or the timeout passes; return its last value."""
     deadline = time.monotonic() + timeout
@@ -56,10 +70,24 @@ def recap(output: str) -> str:
     return plain[plain.rfind("PLAY RECAP") :]
 
 
+# The scenario's CA certificate when its Redis and Sentinels speak TLS only (molecule/tls).
+TLS_CA = os.environ.get("MOLECULE_REDIS_TLS_CA") or None
+
+
 def redis_client(
-    host: str, port: int, password: str | None, username: str | None = None
+    host: str,
+    port: int,
+    password: str | None,
+    username: str | None = None,
+    *,
+    tls: bool = TLS_CA is not None,
+    ca: str | None = TLS_CA,
 ) -> redis.Redis:
-    """A client from the controller to a test host's Redis; the password never leaves Python."""
+    """A client from the controller to a test host's Redis; the password never leaves Python.
+
+    Over TLS when the scenario has it, checking the server's certificate against `ca` (None: the
+    system's CAs, which did not sign it).
+    """
     return redis.Redis(
         host=host,
         port=port,
@@ -69,6 +97,7 @@ def redis_client(
         # RESP2, as redis-cli speaks: errors read NOAUTH / WRONGPASS as in the docs.
         protocol=2,
         decode_responses=True,
+        **({"ssl": True, "ssl_ca_certs": ca} if tls else {}),
     )
 
 

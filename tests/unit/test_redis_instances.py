@@ -7,6 +7,7 @@ from redis_instances import (
     redis_instance_errors,
     redis_instance_plan,
     redis_password_errors,
+    redis_tls_names,
 )
 
 SEED = [
@@ -184,4 +185,15 @@ def test_known_weak_passwords_are_refused_without_any_list_from_the_inventory():
     ]
     assert redis_password_errors("FOOBAREDfoobared", "redis_password", []) == [
         "redis_password: is a known weak password"
+    ]
+
+
+def test_tls_names_tell_addresses_from_names_and_drop_repeats():
+    names = ["redis1", "10.0.10.11", "", None, "-::1", "::1", "redis1", "localhost", "127.0.0.1"]
+    assert redis_tls_names(names) == [
+        "DNS:redis1",
+        "IP:10.0.10.11",
+        "IP:::1",
+        "DNS:localhost",
+        "IP:127.0.0.1",
     ]

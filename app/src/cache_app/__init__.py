@@ -13,6 +13,17 @@ from .cache import CacheAside, Store
 from .slow_store import SlowStore
 
 
+def _tls_options(settings: config.Settings) -> dict:
+    """TLS with the deployment's CA: the server's certificate and its name are both checked."""
+    if not settings.redis_tls_ca_file:
+        return {}
+    return {
+        "ssl_ca_certs": settings.redis_tls_ca_file,
+        "ssl_cert_reqs": "required",
+        "ssl_check_hostname": True,
+    }
+
+
 def _client_options(settings: config.Settings) -> dict:
     # Short timeouts and no retries: a dead Redis costs at most one timeout per request.
     return {
@@ -22,6 +33,7 @@ def _client_options(settings: config.Settings) -> dict:
         "socket_timeout": settings.redis_timeout,
         "retry": Retry(NoBackoff(), 0),
         "decode_responses": True,
+        **_tls_options(settings),
     }
 
 
@@ -34,15 +46,17 @@ def redis_clients(settings: config.Settings) -> tuple[redis.Redis, redis.Redis]:
     if settings.sentinels:
         # Each new connection asks the Sentinels where the primary (or a replica) is now; a
         # connection to a demoted primary is dropped on its first READONLY answer.
+        tls = {"ssl": True, **_tls_options(settings)} if settings.redis_tls_ca_file else {}
         sentinel = Sentinel(
             settings.sentinels,
             sentinel_kwargs={
                 "password": settings.sentinel_password,
                 "socket_connect_timeout": settings.redis_timeout,
                 "socket_timeout": settings.redis_timeout,
+                **tls,
             },
         )
-        options = _client_options(settings)
+        options = {**_client_options(settings), **tls}
         writer = sentinel.master_for(settings.sentinel_master, **options)
         if settings.read_from == "replica":
             return writer, sentinel.slave_for(settings.sentinel_master, **options)

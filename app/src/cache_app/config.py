@@ -30,6 +30,9 @@ class Settings:
     # With Sentinel: "replica" reads from a replica (the primary when none is up), or "primary".
     read_from: str = "primary"
     redis_timeout: float = 0.5
+    # TLS: the CA that signed the servers' certificates. Set, every link (Redis, Sentinel) is TLS
+    # and each server's certificate and name are checked; URLs must then be rediss://.
+    redis_tls_ca_file: str | None = None
     cache_ttl: int = 60
     key_prefix: str = ""
     slow_store_delay: float = 2.0
@@ -86,19 +89,37 @@ def _read_from(env: dict[str, str]) -> str:
     return value
 
 
+def _tls_ca_file(env: dict[str, str], urls: tuple[str | None, ...]) -> str | None:
+    name = PREFIX + "REDIS_TLS_CA_FILE"
+    path = env.get(name) or None
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise ConfigError(f"{name}: {path} is not a file")
+    plain = [url for url in urls if url and not url.startswith("rediss://")]
+    if plain:
+        raise ConfigError(f"{name} is set: Redis URLs must be rediss://, not {plain[0]}")
+    return path
+
+
 def from_env(env: dict[str, str] | None = None) -> Settings:
     """Build settings from CACHE_APP_* variables; the password comes from a file, never the env."""
     env = dict(os.environ if env is None else env)
     defaults = Settings()
+    redis_url = env.get(PREFIX + "REDIS_URL") or defaults.redis_url
+    redis_read_url = env.get(PREFIX + "REDIS_READ_URL") or None
+    sentinels = _sentinels(env)
     return Settings(
-        redis_url=env.get(PREFIX + "REDIS_URL") or defaults.redis_url,
-        redis_read_url=env.get(PREFIX + "REDIS_READ_URL") or None,
+        redis_url=redis_url,
+        redis_read_url=redis_read_url,
         redis_username=env.get(PREFIX + "REDIS_USERNAME") or None,
         redis_password=_password(env),
-        sentinels=_sentinels(env),
+        sentinels=sentinels,
         sentinel_master=env.get(PREFIX + "SENTINEL_MASTER") or defaults.sentinel_master,
         sentinel_password=_password(env, "SENTINEL_PASSWORD_FILE"),
         read_from=_read_from(env),
+        # With Sentinel the URLs are not used.
+        redis_tls_ca_file=_tls_ca_file(env, () if sentinels else (redis_url, redis_read_url)),
         redis_timeout=_number(env, "REDIS_TIMEOUT", float, defaults.redis_timeout),
         cache_ttl=int(_number(env, "CACHE_TTL", int, defaults.cache_ttl)),
         key_prefix=env.get(PREFIX + "KEY_PREFIX", defaults.key_prefix),

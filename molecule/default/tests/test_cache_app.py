@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -137,3 +138,37 @@ def test_metrics_add_up_across_gunicorn_workers(get, address):
     for _ in range(20):
         assert get(f"/data/{key}")[2]["source"] == "cache"
     assert hits() - before == 20
+
+
+def test_restart_behind_systemds_sockets_fails_no_request(host, address):
+    """A restart (new code, settings, a rotated password) while clients keep asking: all 200s."""
+    socket_unit = host.service("cache-app.socket")
+    assert socket_unit.is_enabled
+    assert socket_unit.is_running
+    before = host.service(UNIT).systemd_properties["MainPID"]
+    results: list[int | str] = []
+    stop = threading.Event()
+
+    # /healthz: fast (a PING to Redis), so many requests span the restart.
+    url = f"http://{address}:5000/healthz"
+
+    def ask() -> None:
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(url, timeout=15) as response:
+                    results.append(response.status)
+            except (urllib.error.HTTPError, OSError) as error:
+                results.append(repr(error))
+
+    clients = [threading.Thread(target=ask) for _ in range(4)]
+    for client in clients:
+        client.start()
+    time.sleep(1)
+    assert host.run("systemctl restart cache-app.service").rc == 0
+    time.sleep(2)
+    stop.set()
+    for client in clients:
+        client.join(30)
+    assert host.service(UNIT).systemd_properties["MainPID"] != before, "the app did not restart"
+    assert len(results) > 50, results
+    assert set(results) == {200}, [r for r in results if r != 200]

@@ -56,6 +56,15 @@ def test_config_is_private_to_redis(host, path):
     assert "replica-announce-pass" not in config.content_string
 
 
+def test_replication_credentials_are_private_to_redis(host):
+    """masterauth lives in its own included file, so a new password applies without a restart."""
+    auth = host.file("/etc/redis/replication-auth.conf")
+    assert (auth.user, auth.group, auth.mode) == ("redis", "redis", 0o640)
+    for path in CONFIGS:
+        assert "include /etc/redis/replication-auth.conf" in host.file(path).content_string
+        assert "masterauth" not in host.file(path).content_string
+
+
 @pytest.mark.parametrize("port", UNITS.values())
 def test_password_is_required(connect, port):
     assert connect(port).ping() is True
@@ -158,7 +167,8 @@ def test_verification_playbook_passes(playbook):
         ),
         ('{"cache_app_port": 0}', "cache_app_port: 0 is outside 1-65535"),
         ('{"cache_app_cache_ttl": -5}', "cache_app_cache_ttl: must be a positive"),
-        ('{"cache_app_bind": ["::1"]}', "cache_app_bind: IPv6 addresses are not supported"),
+        ('{"cache_app_bind": ["app.example.com"]}', "cache_app_bind: give IP addresses"),
+        ('{"redis_tls": true}', "redis_tls_pki_dir: required to generate certificates"),
     ],
 )
 def test_bad_variables_stop_before_any_change(host, playbook, extra_vars, message):

@@ -7,6 +7,7 @@ so that the play can stop before any host changes.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -263,6 +264,22 @@ def redis_acl_errors(
     return errors
 
 
+def redis_tls_names(names: Sequence[Any]) -> list[str]:
+    """subjectAltName entries for a certificate: "IP:" for addresses, "DNS:" for names."""
+    entries: list[str] = []
+    for name in names:
+        if not name:
+            continue
+        text = str(name).strip().lstrip("-")
+        try:
+            entry = f"IP:{ipaddress.ip_address(text)}"
+        except ValueError:
+            entry = f"DNS:{text}"
+        if entry not in entries:
+            entries.append(entry)
+    return entries
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
@@ -270,4 +287,5 @@ class FilterModule:
             "redis_instance_errors": redis_instance_errors,
             "redis_password_errors": redis_password_errors,
             "redis_acl_errors": redis_acl_errors,
+            "redis_tls_names": redis_tls_names,
         }

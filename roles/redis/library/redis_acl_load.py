@@ -16,7 +16,13 @@ options:
   login_host: {type: str, default: 127.0.0.1, description: Redis address.}
   login_port: {type: int, default: 6379, description: Redis port.}
   login_user: {type: str, required: true, description: ACL user allowed to run ACL LOAD.}
+  tls: {type: bool, default: false, description: Talk TLS (the server's certificate is verified).}
+  ca_certs: {type: path, description: CA certificate that signed the server's (with tls).}
   login_password: {type: str, required: true, description: Its password.}
+  login_previous_password:
+    type: str
+    description: Tried when Redis refuses I(login_password) (the user's own password is rotating
+      and the running instance knows only the previous one until this load).
 """
 
 import traceback
@@ -38,7 +44,10 @@ def main():
             "login_host": {"type": "str", "default": "127.0.0.1"},
             "login_port": {"type": "int", "default": 6379},
             "login_user": {"type": "str", "required": True},
+            "tls": {"type": "bool", "default": False},
+            "ca_certs": {"type": "path"},
             "login_password": {"type": "str", "required": True, "no_log": True},
+            "login_previous_password": {"type": "str", "no_log": True},
         },
         supports_check_mode=True,
     )
@@ -47,21 +56,32 @@ def main():
     if module.check_mode:
         module.exit_json(changed=True)
     params = module.params
-    client = redis.Redis(
-        host=params["login_host"],
-        port=params["login_port"],
-        username=params["login_user"],
-        password=params["login_password"],
-        socket_timeout=5,
-        socket_connect_timeout=5,
-    )
-    try:
-        client.execute_command("ACL", "LOAD")
-    except redis.ConnectionError as error:
-        # Not running: it reads the file when it starts (the role's service phase starts it).
-        module.exit_json(changed=False, running=False, msg=f"not loaded: {error}")
-    except redis.RedisError as error:
-        module.fail_json(msg=f"ACL LOAD on port {params['login_port']}: {error}")
+    passwords = [params["login_password"], params["login_previous_password"]]
+    for password in filter(None, passwords):
+        client = redis.Redis(
+            host=params["login_host"],
+            port=params["login_port"],
+            username=params["login_user"],
+            password=password,
+            ssl=params["tls"],
+            ssl_ca_certs=params["ca_certs"],
+            socket_timeout=5,
+            socket_connect_timeout=5,
+        )
+        try:
+            client.execute_command("ACL", "LOAD")
+            break
+        except redis.RedisError as error:
+            # Debian 12's redis-py (4.3) reports a refused login as a plain error reply.
+            if isinstance(error, redis.AuthenticationError) or "WRONGPASS" in str(error):
+                refused = error
+            elif isinstance(error, redis.ConnectionError):
+                # Not running: it reads the file when it starts (the role's service phase does).
+                module.exit_json(changed=False, running=False, msg=f"not loaded: {error}")
+            else:
+                module.fail_json(msg=f"ACL LOAD on port {params['login_port']}: {error}")
+    else:
+        module.fail_json(msg=f"ACL LOAD on port {params['login_port']}: {refused}")
     module.exit_json(changed=True, running=True)
 
 

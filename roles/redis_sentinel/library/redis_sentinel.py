@@ -17,6 +17,8 @@ description:
 options:
   login_host: {type: str, default: 127.0.0.1, description: Sentinel address.}
   login_port: {type: int, default: 26379, description: Sentinel port.}
+  tls: {type: bool, default: false, description: Talk TLS (the server's certificate is verified).}
+  ca_certs: {type: path, description: CA certificate that signed the server's (with tls).}
   login_password: {type: str, description: Sentinel's own password (its requirepass).}
   socket_timeout: {type: float, default: 2.0, description: Connect and read timeout, in seconds.}
   name: {type: str, required: true, description: Name of the monitored primary.}
@@ -25,6 +27,17 @@ options:
     default: {}
     description: Readable per-primary settings (down-after-milliseconds, failover-timeout,
       parallel-syncs, quorum) to keep at these values.
+  auth_user:
+    type: str
+    description: ACL user this Sentinel logs in to Redis as (C(SENTINEL SET auth-user)).
+  auth_pass:
+    type: str
+    description: Its password (C(SENTINEL SET auth-pass)). Sentinel does not show it, so it is
+      compared with the line Sentinel keeps in I(config_file).
+  config_file:
+    type: path
+    default: /etc/redis/sentinel.conf
+    description: Sentinel's configuration file, read (never written) to compare the credentials.
   failover:
     type: bool
     default: false
@@ -58,6 +71,18 @@ else:
     REDIS_IMPORT_ERROR = None
 
 READABLE = ("down-after-milliseconds", "failover-timeout", "parallel-syncs", "quorum")
+CREDENTIALS = ("auth-user", "auth-pass")
+
+
+def _credentials(path, name):
+    """The auth-user / auth-pass Sentinel keeps for this primary in its file (it rewrites them)."""
+    found = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            words = line.split()
+            if len(words) == 4 and words[:1] == ["sentinel"] and words[1] in CREDENTIALS:
+                found.update({words[1]: words[3]} if words[2] == name else {})
+    return found
 
 
 def _raw_master(client, name):
@@ -113,10 +138,15 @@ def main():
         argument_spec={
             "login_host": {"type": "str", "default": "127.0.0.1"},
             "login_port": {"type": "int", "default": 26379},
+            "tls": {"type": "bool", "default": False},
+            "ca_certs": {"type": "path"},
             "login_password": {"type": "str", "no_log": True},
             "socket_timeout": {"type": "float", "default": 2.0},
             "name": {"type": "str", "required": True},
             "settings": {"type": "dict", "default": {}},
+            "auth_user": {"type": "str"},
+            "auth_pass": {"type": "str", "no_log": True},
+            "config_file": {"type": "path", "default": "/etc/redis/sentinel.conf"},
             "failover": {"type": "bool", "default": False},
             "failover_wait": {"type": "float", "default": 60},
         },
@@ -133,6 +163,8 @@ def main():
         host=params["login_host"],
         port=params["login_port"],
         password=params["login_password"],
+        ssl=params["tls"],
+        ssl_ca_certs=params["ca_certs"],
         socket_timeout=params["socket_timeout"],
         socket_connect_timeout=params["socket_timeout"],
     )
@@ -141,10 +173,20 @@ def main():
         before = _view(client, name)
         wanted = {key: int(value) for key, value in params["settings"].items()}
         differ = {k: v for k, v in wanted.items() if before["settings"][k] != v}
-        if differ and not module.check_mode:
-            for key, value in differ.items():
+        credentials = {
+            key: params[key.replace("-", "_")]
+            for key in CREDENTIALS
+            if params[key.replace("-", "_")] is not None
+        }
+        if credentials:
+            current = _credentials(params["config_file"], name)
+            stale = {k: v for k, v in credentials.items() if current.get(k) != v}
+        else:
+            stale = {}
+        if not module.check_mode:
+            for key, value in {**differ, **stale}.items():
                 client.execute_command("SENTINEL", "SET", name, key, str(value))
-        changed = bool(differ)
+        changed = bool(differ or stale)
         if params["failover"] and not module.check_mode:
             old = (before["primary"]["ip"], before["primary"]["port"])
             client.execute_command("SENTINEL", "FAILOVER", name)
@@ -167,9 +209,10 @@ def main():
         module.fail_json(
             msg=f"Sentinel {params['login_host']}:{params['login_port']}, primary {name!r}: {error}"
         )
+    # Credentials show as "(changed)", never their values.
     diff = {
         "before": {k: before["settings"][k] for k in sorted(wanted)},
-        "after": {k: wanted[k] for k in sorted(wanted)},
+        "after": {k: wanted[k] for k in sorted(wanted)} | {k: "(changed)" for k in sorted(stale)},
     }
     module.exit_json(changed=changed, diff=diff, **after)
 
