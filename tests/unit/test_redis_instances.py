@@ -197,3 +197,13 @@ def test_tls_names_tell_addresses_from_names_and_drop_repeats():
         "DNS:localhost",
         "IP:127.0.0.1",
     ]
+
+
+def test_replication_password_that_reads_as_a_size_is_refused():
+    rules = {"admin": "+@all", "replication": "+psync +replconf +ping"}
+    sized = redis_acl_errors(
+        rules, {"replication": "00001234567890123456kb"}, "admin", "replication", []
+    )
+    assert any("read as a size" in error for error in sized)
+    for fine in ("k00001234567890123456", "abcdefghijklmnopqrstuvwxyzABCDEF"):
+        assert redis_acl_errors(rules, {"replication": fine}, "admin", "replication", []) == []

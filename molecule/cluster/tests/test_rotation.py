@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import time
 import urllib.request
 from pathlib import Path
 
@@ -77,8 +78,15 @@ def test_replication_and_sentinel_work_with_the_new_passwords(rotated, connect, 
     for replica in replicas:
         client = connect(replica)
         assert wait_for(lambda c=client: c.get(key) == "after rotation", timeout=5), replica
+    # Past down-after-milliseconds (3 s): a Sentinel still sending the old auth-pass would get no
+    # valid PING reply and flag the instances s_down.
+    time.sleep(4)
     for host in REDIS:
-        assert sentinel(host).execute_command("SENTINEL", "CKQUORUM", "cache").startswith("OK")
+        watcher = sentinel(host)
+        assert watcher.execute_command("SENTINEL", "CKQUORUM", "cache").startswith("OK")
+        states = [watcher.sentinel_master("cache"), *watcher.sentinel_slaves("cache")]
+        down = [s["ip"] for s in states if s["is_sdown"] or s["is_disconnected"]]
+        assert down == [], (host, down)
 
 
 def test_app_caches_with_its_new_password(rotated, address):

@@ -18,6 +18,9 @@ ROLES = ("primary", "replica")
 # What the role's defaults/main.yml declares, for primaries whose inventory does not set it.
 DEFAULT_INSTANCES = ({"name": MAIN, "port": 6379, "role": "primary"},)
 LOOPBACK = "127.0.0.1"
+# What community.general.redis's `config` command turns into a number of bytes (a number, and
+# maybe a unit: 10, 1.5k, 0064MB).
+SIZE_LIKE_RE = re.compile(r"^\s*(\d+\.?\d*|\.\d+)\s*([KMGTPEZY]B?|B)?\s*$", re.IGNORECASE)
 
 
 def _unit(name: str) -> str:
@@ -261,6 +264,14 @@ def redis_acl_errors(
             errors.extend(
                 redis_password_errors(passwords.get(name), f"redis_acl_passwords.{name}", weak)
             )
+    replication = passwords.get(replication_user)
+    if isinstance(replication, str) and SIZE_LIKE_RE.match(replication):
+        # community.general.redis, which applies masterauth at runtime, reads such a value as a
+        # memory size (0001k -> 1024) and would set another password.
+        errors.append(
+            f"redis_acl_passwords.{replication_user}: a number (with a size unit or not) is "
+            "read as a size where the password is applied; use letters and digits mixed"
+        )
     return errors
 
 
