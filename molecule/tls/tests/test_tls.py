@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 import redis
+from cryptography import x509
 
 from conftest import current_primary, group, secret
 from helpers import ACL_USERS, TLS_CA, recap, redis_client, run_playbook, wait_for
@@ -104,3 +105,31 @@ def test_check_mode_on_the_converged_cluster_changes_nothing():
     run = run_playbook("site.yml", "--check", "--diff")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert re.findall(r"changed=(\d+)", recap(run.stdout)) == ["0"] * 4, recap(run.stdout)
+
+
+def _served_serial(address: str, port: int) -> int:
+    """Serial number of the certificate a server presents."""
+    context = ssl.create_default_context(cafile=TLS_CA)
+    with (
+        socket.create_connection((address, port), timeout=3) as sock,
+        context.wrap_socket(sock, server_hostname=address) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+def test_renewed_certificates_are_served_and_the_cluster_stays_whole(address, connect):
+    """Renewal (here forced: renew when under 400 days left) restarts Redis and Sentinel one host
+    at a time; each then presents its new certificate."""
+    before = {(h, p): _served_serial(address[h], p) for h in REDIS for p in (6379, 26379)}
+    run = run_playbook("site.yml", "-e", "redis_tls_cert_renew_before=+400d")
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    after = {(h, p): _served_serial(address[h], p) for h in REDIS for p in (6379, 26379)}
+    assert all(after[k] != before[k] for k in before), (before, after)
+
+    def whole() -> bool:
+        infos = [connect(h).info("replication") for h in REDIS]
+        replicas = [i for i in infos if i["role"] == "slave"]
+        return len(replicas) == 2 and all(i["master_link_status"] == "up" for i in replicas)
+
+    assert wait_for(whole, timeout=60), [connect(h).info("replication") for h in REDIS]
