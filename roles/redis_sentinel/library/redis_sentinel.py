@@ -173,16 +173,10 @@ def main():
         before = _view(client, name)
         wanted = {key: int(value) for key, value in params["settings"].items()}
         differ = {k: v for k, v in wanted.items() if before["settings"][k] != v}
-        credentials = {
-            key: params[key.replace("-", "_")]
-            for key in CREDENTIALS
-            if params[key.replace("-", "_")] is not None
-        }
-        if credentials:
-            current = _credentials(params["config_file"], name)
-            stale = {k: v for k, v in credentials.items() if current.get(k) != v}
-        else:
-            stale = {}
+        wanted_credentials = {"auth-user": params["auth_user"], "auth-pass": params["auth_pass"]}
+        wanted_credentials = {k: v for k, v in wanted_credentials.items() if v is not None}
+        current = _credentials(params["config_file"], name) if wanted_credentials else {}
+        stale = {k: v for k, v in wanted_credentials.items() if current.get(k) != v}
         if not module.check_mode:
             for key, value in {**differ, **stale}.items():
                 client.execute_command("SENTINEL", "SET", name, key, str(value))
