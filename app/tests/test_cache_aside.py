@@ -246,8 +246,8 @@ def test_acl_user_limited_to_the_prefix_serves_misses_hits_and_locks(tmp_path, s
     user_password = "app-user-password-0123456789"
     server = RedisServer(
         tmp_path,
-        extra=f"user app on >{user_password} ~cache:* +get +set +del +ttl +ping +evalsha +eval "
-        "+script|load\n",
+        extra=f"user app on >{user_password} ~cache:* &__redis__:invalidate +get +set +del +ttl "
+        "+pttl +ping +evalsha +eval +script|load +client|id +client|tracking +subscribe\n",
     )
     server.start()
     try:
@@ -260,13 +260,18 @@ def test_acl_user_limited_to_the_prefix_serves_misses_hits_and_locks(tmp_path, s
                 "CACHE_APP_KEY_PREFIX": "cache:",
             }
         )
-        client = create_app(settings, store=store).test_client()
+        app = create_app(settings, store=store)
+        client = app.test_client()
         first, second = client.get("/data/acl"), client.get("/data/acl")
         assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
         assert server.client().get("cache:acl") == "ACL"
         assert client.get("/healthz").status_code == 200
         # The single-flight lock was released (its script may run GET and DEL), not left to expire.
         assert server.client().keys("cache:lock|*") == []
+        # The local copy hears of changes under the prefix; hits then skip Redis.
+        assert wait_for(lambda: app.extensions["cache_app"].near.live, timeout=5)
+        server.client().set("cache:acl", "CHANGED")
+        assert wait_for(lambda: client.get("/data/acl").json["value"] == "CHANGED", timeout=0.5)
     finally:
         server.stop()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import redis
 from flask import Flask
 from redis.backoff import NoBackoff
@@ -10,6 +12,7 @@ from redis.sentinel import Sentinel
 
 from . import config, views
 from .cache import CacheAside, Store
+from .near_cache import NearCache
 from .slow_store import SlowStore
 
 
@@ -37,12 +40,20 @@ def _client_options(settings: config.Settings) -> dict:
     }
 
 
-def redis_client(url: str, settings: config.Settings) -> redis.Redis:
-    return redis.Redis.from_url(url, **_client_options(settings))
+def redis_client(url: str, settings: config.Settings, **extra: object) -> redis.Redis:
+    return redis.Redis.from_url(url, **_client_options(settings), **extra)
 
 
-def redis_clients(settings: config.Settings) -> tuple[redis.Redis, redis.Redis]:
-    """The writer (always the primary) and the reader (a replica or the primary)."""
+class Clients(NamedTuple):
+    writer: redis.Redis  # always the primary
+    reader: redis.Redis  # a replica, or the primary
+    # For the local copy's invalidation reports, from the server reads go to. RESP2: Redis 7.0
+    # sends the reports to a subscribed connection there.
+    listener: redis.Redis
+
+
+def redis_clients(settings: config.Settings) -> Clients:
+    resp2 = {"protocol": 2}
     if settings.sentinels:
         # Each new connection asks the Sentinels where the primary (or a replica) is now; a
         # connection to a demoted primary is dropped on its first READONLY answer.
@@ -59,11 +70,18 @@ def redis_clients(settings: config.Settings) -> tuple[redis.Redis, redis.Redis]:
         options = {**_client_options(settings), **tls}
         writer = sentinel.master_for(settings.sentinel_master, **options)
         if settings.read_from == "replica":
-            return writer, sentinel.slave_for(settings.sentinel_master, **options)
-        return writer, writer
+            return Clients(
+                writer,
+                sentinel.slave_for(settings.sentinel_master, **options),
+                sentinel.slave_for(settings.sentinel_master, **options, **resp2),
+            )
+        return Clients(
+            writer, writer, sentinel.master_for(settings.sentinel_master, **options, **resp2)
+        )
     writer = redis_client(settings.redis_url, settings)
-    reader = redis_client(settings.redis_read_url, settings) if settings.redis_read_url else writer
-    return writer, reader
+    read_url = settings.redis_read_url or settings.redis_url
+    reader = redis_client(read_url, settings) if settings.redis_read_url else writer
+    return Clients(writer, reader, redis_client(read_url, settings, **resp2))
 
 
 def create_app(settings: config.Settings | None = None, store: Store | None = None) -> Flask:
@@ -72,7 +90,16 @@ def create_app(settings: config.Settings | None = None, store: Store | None = No
     app.json.sort_keys = False  # {"key", "value", "source"}, in the seed's order
     app.config["SETTINGS"] = settings
 
-    writer, reader = redis_clients(settings)
+    writer, reader, listener = redis_clients(settings)
+    near = None
+    if settings.local_cache_size:
+        near = NearCache(
+            listener,
+            size=settings.local_cache_size,
+            max_age=settings.local_cache_ttl,
+            prefix=settings.key_prefix,
+            timeout=settings.redis_timeout,
+        )
     cache = CacheAside(
         writer,
         reader,
@@ -81,6 +108,8 @@ def create_app(settings: config.Settings | None = None, store: Store | None = No
         prefix=settings.key_prefix,
         lock_ttl=settings.lock_ttl,
         lock_wait=settings.lock_wait,
+        near=near,
     )
+    app.extensions["cache_app"] = cache
     views.register(app, settings, cache, (writer, reader))
     return app

@@ -10,6 +10,7 @@ import redis
 from redis.exceptions import LockError, RedisError
 
 from . import metrics
+from .near_cache import NearCache
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class CacheAside:
         lock_ttl: float = 10.0,
         lock_wait: float = 5.0,
         poll_interval: float = 0.01,
+        near: NearCache | None = None,
     ) -> None:
         self.writer = writer
         self.reader = reader
@@ -49,11 +51,18 @@ class CacheAside:
         self.lock_ttl = lock_ttl
         self.lock_wait = lock_wait
         self.poll_interval = poll_interval
+        self.near = near
 
     def get(self, key: str) -> Answer:
         name = self.prefix + key
+        if self.near is not None:
+            cached = self.near.get(name)
+            if cached is not None:
+                metrics.HITS.inc()
+                metrics.LOCAL_HITS.inc()
+                return Answer(cached, FROM_CACHE, "HIT")
         try:
-            cached = self.reader.get(name)
+            cached = self._read(name)
             if cached is not None:
                 metrics.HITS.inc()
                 return Answer(cached, FROM_CACHE, "HIT")
@@ -76,6 +85,20 @@ class CacheAside:
             return Answer(cached, FROM_CACHE, "HIT")
         # The loader took longer than lock_wait: answer from the store ourselves.
         return self._load_and_store(key, name, None)
+
+    def _read(self, name: str) -> str | None:
+        """GET from the reader; with a local copy, also PTTL (same round trip) to fill it."""
+        token = None if self.near is None else self.near.reading(name)
+        if token is None:
+            return self.reader.get(name)
+        started = time.monotonic()
+        value, pttl = None, -2
+        try:
+            with self.reader.pipeline(transaction=False) as pipe:
+                value, pttl = pipe.get(name).pttl(name).execute()
+        finally:
+            self.near.fill(name, token, value, pttl, started)
+        return value
 
     def _wait_for(self, name: str) -> str | None:
         deadline = time.monotonic() + self.lock_wait

@@ -39,6 +39,10 @@ class Settings:
     # Single flight: how long a loader holds the lock, how long others wait for its value.
     lock_ttl: float = 10.0
     lock_wait: float = 5.0
+    # Each worker's own copy of hot keys, kept coherent by Redis's invalidation reports: at most
+    # this many keys (0: off), each kept at most local_cache_ttl seconds and never past its TTL.
+    local_cache_size: int = 10000
+    local_cache_ttl: float = 5.0
     key_max_length: int = 128
     key_pattern: str = r"[A-Za-z0-9_.:-]+"
 
@@ -47,7 +51,9 @@ class Settings:
         return re.compile(self.key_pattern)
 
 
-def _number(env: dict[str, str], name: str, kind: type, default: float) -> float:
+def _number(
+    env: dict[str, str], name: str, kind: type, default: float, *, zero_ok: bool = False
+) -> float:
     raw = env.get(PREFIX + name)
     if raw is None or raw == "":
         return default
@@ -55,8 +61,8 @@ def _number(env: dict[str, str], name: str, kind: type, default: float) -> float
         value = kind(raw)
     except ValueError:
         raise ConfigError(f"{PREFIX}{name}: {raw!r} is not a {kind.__name__}") from None
-    if value <= 0:
-        raise ConfigError(f"{PREFIX}{name}: must be greater than 0")
+    if value < 0 or (value == 0 and not zero_ok):
+        raise ConfigError(f"{PREFIX}{name}: must be greater than {'or equal to ' * zero_ok}0")
     return value
 
 
@@ -126,5 +132,9 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         slow_store_delay=_number(env, "SLOW_STORE_DELAY", float, defaults.slow_store_delay),
         lock_ttl=_number(env, "LOCK_TTL", float, defaults.lock_ttl),
         lock_wait=_number(env, "LOCK_WAIT", float, defaults.lock_wait),
+        local_cache_size=int(
+            _number(env, "LOCAL_CACHE_SIZE", int, defaults.local_cache_size, zero_ok=True)
+        ),
+        local_cache_ttl=_number(env, "LOCAL_CACHE_TTL", float, defaults.local_cache_ttl),
         key_max_length=int(_number(env, "KEY_MAX_LENGTH", int, defaults.key_max_length)),
     )

@@ -14,7 +14,13 @@ from prometheus_client import (
     multiprocess,
 )
 
-HITS = Counter("cache_app_cache_hits", "Answers served from Redis")
+HITS = Counter("cache_app_cache_hits", "Answers served from the cache (Redis or a local copy)")
+LOCAL_HITS = Counter(
+    "cache_app_local_cache_hits", "Hits answered from the worker's own copy, without asking Redis"
+)
+LOCAL_INVALIDATIONS = Counter(
+    "cache_app_local_cache_invalidations", "Local copies dropped because Redis reported a change"
+)
 MISSES = Counter("cache_app_cache_misses", "Lookups that found nothing in Redis")
 SLOW_STORE_CALLS = Counter("cache_app_slow_store_calls", "Calls to the slow database")
 SINGLE_FLIGHT_WAITS = Counter(

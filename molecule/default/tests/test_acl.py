@@ -20,7 +20,10 @@ DEFAULT_RULES = {
         "&__sentinel__:hello +multi +slaveof +ping +exec +subscribe +config|rewrite +role "
         "+publish +info +client|setname +client|kill +script|kill"
     ),
-    "app": "~* +get +set +del +ttl +ping +evalsha +eval +script|load",
+    "app": (
+        "~* &__redis__:invalidate +get +set +del +ttl +pttl +ping +evalsha +eval +script|load "
+        "+client|id +client|tracking +subscribe"
+    ),
 }
 
 

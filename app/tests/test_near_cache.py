@@ -1,0 +1,181 @@
+"""Each worker's local copy of hot keys: served without a round trip, dropped on Redis's reports."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+
+import pytest
+
+from cache_app import config, create_app
+from cache_app.near_cache import NearCache
+from conftest import RedisServer, wait_for
+
+DB, CACHE = "database (slow)", "cache"
+
+
+def near(app) -> NearCache:
+    return app.extensions["cache_app"].near
+
+
+def gets(server: RedisServer) -> int:
+    """GETs the server has answered (the app's reads; PINGs and PTTLs are not counted)."""
+    return server.client().info("commandstats").get("cmdstat_get", {}).get("calls", 0)
+
+
+def warm(app, key: str) -> None:
+    """A miss (stored in Redis), then a hit read from Redis, which fills the local copy."""
+    client = app.test_client()
+    assert client.get(f"/data/{key}").headers["X-Cache"] == "MISS"
+    assert wait_for(lambda: near(app).live, timeout=5), "the invalidation listener never started"
+    assert client.get(f"/data/{key}").get_json()["source"] == CACHE
+
+
+def test_warm_hits_are_answered_without_asking_redis(app, store, redis_server):
+    warm(app, "local")
+    before = gets(redis_server)
+    client = app.test_client()
+    for _ in range(20):
+        answer = client.get("/data/local")
+        assert answer.get_json() == {"key": "local", "value": "LOCAL", "source": CACHE}
+        assert answer.headers["X-Cache"] == "HIT"
+    assert gets(redis_server) == before
+    assert store.calls == 1
+
+
+def test_a_change_in_redis_reaches_the_local_copy_at_once(app, store, redis_server):
+    warm(app, "changing")
+    direct, client = redis_server.client(), app.test_client()
+    direct.set("changing", "CHANGED ELSEWHERE", ex=60)
+    assert wait_for(
+        lambda: client.get("/data/changing").get_json()["value"] == "CHANGED ELSEWHERE", 0.5
+    )
+    direct.delete("changing")
+    assert wait_for(lambda: client.get("/data/changing").headers["X-Cache"] == "MISS", 0.5)
+    assert store.calls == 2
+
+
+def test_flushall_empties_the_local_copy(app, store, redis_server):
+    for key in ("one", "two"):
+        warm(app, key)
+    redis_server.client().flushall()
+    client = app.test_client()
+    assert wait_for(lambda: client.get("/data/one").headers["X-Cache"] == "MISS", 0.5)
+    assert client.get("/data/two").headers["X-Cache"] == "MISS"
+
+
+def test_the_local_copy_expires_with_the_key(settings, store):
+    app = create_app(dataclasses.replace(settings, cache_ttl=1), store=store)
+    warm(app, "brief")
+    wait_for(lambda: False, timeout=1.2)
+    assert app.test_client().get("/data/brief").headers["X-Cache"] == "MISS"
+
+
+def test_the_copy_is_not_used_while_redis_cannot_report(app, store, redis_server):
+    """Redis frozen (SIGSTOP): its connections stay open, the health PING goes unanswered."""
+    warm(app, "frozen")
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        # The PING goes out after 1 s of quiet and is given the client timeout, 0.5 s.
+        assert wait_for(lambda: not near(app).live, timeout=3)
+        answer = app.test_client().get("/data/frozen")
+        assert answer.status_code == 200
+        assert answer.get_json()["source"] == DB
+        assert answer.headers["X-Cache"] == "BYPASS"
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    assert wait_for(lambda: near(app).live, timeout=5), "the copy did not come back"
+    assert app.test_client().get("/data/frozen").headers["X-Cache"] == "HIT"  # refills it
+    before = gets(redis_server)
+    assert app.test_client().get("/data/frozen").headers["X-Cache"] == "HIT"
+    assert gets(redis_server) == before
+
+
+def test_reads_from_a_replica_follow_the_replica_reports(tmp_path, store):
+    """With reads on a replica, the listener is there too: a DEL on the primary reaches it."""
+    (tmp_path / "p").mkdir()
+    (tmp_path / "r").mkdir()
+    primary = RedisServer(tmp_path / "p")
+    primary.start()
+    replica = RedisServer(
+        tmp_path / "r", password=primary.password, extra=f"replicaof 127.0.0.1 {primary.port}\n"
+    )
+    replica.start()
+    try:
+        assert wait_for(
+            lambda: replica.client().info("replication")["master_link_status"] == "up", 10
+        )
+        (tmp_path / "pw").write_text(primary.password)
+        settings = config.from_env(
+            {
+                "CACHE_APP_REDIS_URL": f"redis://127.0.0.1:{primary.port}/0",
+                "CACHE_APP_REDIS_READ_URL": f"redis://127.0.0.1:{replica.port}/0",
+                "CACHE_APP_REDIS_PASSWORD_FILE": str(tmp_path / "pw"),
+            }
+        )
+        app = create_app(settings, store=store)
+        client = app.test_client()
+        assert client.get("/data/replicated").headers["X-Cache"] == "MISS"
+        assert wait_for(lambda: near(app).live, timeout=5)
+        assert wait_for(lambda: client.get("/data/replicated").get_json()["source"] == CACHE, 2)
+        before = gets(replica)
+        assert client.get("/data/replicated").headers["X-Cache"] == "HIT"
+        assert gets(replica) == before
+        primary.client().delete("replicated")
+        assert wait_for(lambda: client.get("/data/replicated").headers["X-Cache"] == "MISS", 0.5)
+    finally:
+        replica.stop()
+        primary.stop()
+
+
+def test_without_tracking_rights_the_app_caches_through_redis(tmp_path, store):
+    """An ACL user without CLIENT TRACKING: no local copy, and every hit still served by Redis."""
+    password = "app-user-password-0123456789"
+    server = RedisServer(tmp_path, extra=f"user app on >{password} ~* +get +set +del +pttl +ping\n")
+    server.start()
+    try:
+        (tmp_path / "pw").write_text(password)
+        settings = config.from_env(
+            {
+                "CACHE_APP_REDIS_URL": f"redis://127.0.0.1:{server.port}/0",
+                "CACHE_APP_REDIS_USERNAME": "app",
+                "CACHE_APP_REDIS_PASSWORD_FILE": str(tmp_path / "pw"),
+                "CACHE_APP_LOCK_WAIT": "0.1",
+            }
+        )
+        app = create_app(settings, store=store)
+        client = app.test_client()
+        client.get("/data/refused")
+        wait_for(lambda: near(app).live, timeout=1.5)
+        assert not near(app).live
+        before = gets(server)
+        assert client.get("/data/refused").headers["X-Cache"] == "HIT"
+        assert gets(server) == before + 1
+    finally:
+        server.stop()
+
+
+def test_size_zero_turns_the_local_copy_off(settings, store, redis_server):
+    assert config.from_env({"CACHE_APP_LOCAL_CACHE_SIZE": "0"}).local_cache_size == 0
+    app = create_app(dataclasses.replace(settings, local_cache_size=0), store=store)
+    assert near(app) is None
+    client = app.test_client()
+    client.get("/data/off")
+    before = gets(redis_server)
+    for _ in range(3):
+        assert client.get("/data/off").headers["X-Cache"] == "HIT"
+    assert gets(redis_server) == before + 3
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CACHE_APP_LOCAL_CACHE_SIZE": "-1"}, "greater than or equal to 0"),
+        ({"CACHE_APP_LOCAL_CACHE_SIZE": "many"}, "is not a int"),
+        ({"CACHE_APP_LOCAL_CACHE_TTL": "0"}, "greater than 0"),
+    ],
+)
+def test_bad_local_cache_settings_stop_start_up(env, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.from_env(env)
