@@ -1,6 +1,6 @@
 """Benchmark: this app vs Flask-Caching vs bare Flask routes, side by side in one run.
 
-The four apps run at once on this machine under the same gunicorn settings as the cache_app role
+The five apps (peers.py) run at once on this machine under the same gunicorn settings as the cache_app role
 deploys (gthread, 2 workers x 16 threads), against the lab's Redis primary (127.0.0.1:6379,
 published by `make lab`). wrk measures warm-hit latency and throughput at 1, 8 and 32 connections,
 one app at a time, in interleaved rounds (medians reported); then 100 concurrent cold requests for
@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 APPS = {
     "ours": "this app",
+    "ours_no_local": "this app, local copy off",
     "flask_caching": "Flask-Caching RedisCache",
     "bare_get": "bare route + one Redis GET",
     "bare": "bare Flask route",
@@ -105,7 +106,7 @@ def cold_burst(base: str, counter: redis.Redis, name: str) -> dict[str, float]:
 
 def serve(name: str, port: int, env: dict[str, str]) -> subprocess.Popen:
     env = {**env, "PYTHONPATH": f"{ROOT / 'app' / 'src'}:{ROOT / 'benchmarks'}"}
-    if name == "ours":
+    if name.startswith("ours"):
         # As deployed: metrics shared by the gunicorn workers through files.
         env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bench-metrics-")
     process = subprocess.Popen(

@@ -1,6 +1,8 @@
 """The three WSGI apps the benchmark compares, each counting its slow-store calls in Redis.
 
-- ours: this project's app (cache_app.create_app) as deployed;
+- ours: this project's app (cache_app.create_app) as deployed, each worker's local copy on;
+- ours_no_local: the same with the local copy off (CACHE_APP_LOCAL_CACHE_SIZE=0): every hit
+  asks Redis;
 - flask_caching: the same endpoint written with Flask-Caching's RedisCache (cache.get/cache.set),
   what a user would otherwise pick;
 - bare_get: the bare route plus one redis-py GET, the floor of any design that asks Redis on a hit;
@@ -11,6 +13,7 @@ Settings come from the same CACHE_APP_* environment as the app.
 
 from __future__ import annotations
 
+import dataclasses
 from urllib.parse import quote
 
 import redis
@@ -40,6 +43,11 @@ class CountingStore(SlowStore):
 def _ours() -> Flask:
     store = CountingStore("ours", redis_client(SETTINGS.redis_url, SETTINGS))
     return create_app(SETTINGS, store=store)
+
+
+def _ours_no_local() -> Flask:
+    store = CountingStore("ours_no_local", redis_client(SETTINGS.redis_url, SETTINGS))
+    return create_app(dataclasses.replace(SETTINGS, local_cache_size=0), store=store)
 
 
 def _flask_caching() -> Flask:
@@ -107,6 +115,7 @@ def _bare() -> Flask:
 
 FACTORIES = {
     "ours": _ours,
+    "ours_no_local": _ours_no_local,
     "flask_caching": _flask_caching,
     "bare_get": _bare_get,
     "bare": _bare,

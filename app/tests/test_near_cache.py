@@ -42,6 +42,7 @@ def test_warm_hits_are_answered_without_asking_redis(app, store, redis_server):
         assert answer.headers["X-Cache"] == "HIT"
     assert gets(redis_server) == before
     assert store.calls == 1
+    assert client.get("/healthz").get_json() == {"status": "ok", "local_cache": "live"}
 
 
 def test_a_change_in_redis_reaches_the_local_copy_at_once(app, store, redis_server):
@@ -149,6 +150,7 @@ def test_without_tracking_rights_the_app_caches_through_redis(tmp_path, store):
         client.get("/data/refused")
         wait_for(lambda: near(app).live, timeout=1.5)
         assert not near(app).live
+        assert client.get("/healthz").get_json() == {"status": "ok", "local_cache": "down"}
         before = gets(server)
         assert client.get("/data/refused").headers["X-Cache"] == "HIT"
         assert gets(server) == before + 1
@@ -161,6 +163,7 @@ def test_size_zero_turns_the_local_copy_off(settings, store, redis_server):
     app = create_app(dataclasses.replace(settings, local_cache_size=0), store=store)
     assert near(app) is None
     client = app.test_client()
+    assert client.get("/healthz").get_json() == {"status": "ok", "local_cache": "off"}
     client.get("/data/off")
     before = gets(redis_server)
     for _ in range(3):

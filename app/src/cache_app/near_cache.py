@@ -64,10 +64,12 @@ class NearCache:
         self._live = False
         self._owner_pid: int | None = None
         self._last_error = ""
+        self._ensure_listening()
 
     @property
     def live(self) -> bool:
         """True while the invalidation reports flow (and the copy is used)."""
+        self._ensure_listening()
         return self._live
 
     def get(self, name: str) -> str | None:
@@ -105,8 +107,8 @@ class NearCache:
             self._entries[name] = (value, started + age)
 
     def _ensure_listening(self) -> None:
-        # One listener per process, started on first use: a copy made before a fork belongs to
-        # the parent, whose thread did not survive it.
+        # One listener per process. After a fork (gunicorn --preload) the copy and the thread
+        # belong to the parent: the first use in the child starts its own.
         if self._owner_pid == os.getpid():
             return
         with self._lock:

@@ -79,7 +79,10 @@ def register(
                 client.ping()
         except RedisError as error:
             return jsonify(status="unavailable", reason=f"redis: {error}"), 503
-        return jsonify(status="ok"), 200
+        # This worker's local copy: "live" while Redis reports changes to it, "down" when it
+        # cannot (hits then go to Redis, slower but correct), "off" when turned off.
+        local = "off" if cache.near is None else "live" if cache.near.live else "down"
+        return jsonify(status="ok", local_cache=local), 200
 
     def prometheus_metrics() -> Response:
         body, content_type = metrics.render()

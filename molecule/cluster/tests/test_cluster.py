@@ -57,6 +57,26 @@ def test_app_writes_to_primary_and_reads_from_a_replica(address, connect):
     assert get() == {"key": key, "value": key.upper(), "source": "cache", "x_cache": "HIT"}
 
 
+def test_a_change_on_the_primary_reaches_every_workers_local_copy(address, connect):
+    """The app reads from replicas; each worker's copy is dropped when its replica reports."""
+    key = f"k{uuid.uuid4().hex[:12]}"
+    base = f"http://{address[APP]}:5000"
+
+    def get(path: str = f"/data/{key}") -> dict:
+        with urllib.request.urlopen(base + path, timeout=10) as response:
+            return json.load(response)
+
+    assert get()["source"] == "database (slow)"
+    assert wait_for(lambda: get()["source"] == "cache", timeout=2.0)
+    for _ in range(10):  # new connections, spread over the workers: each fills its copy
+        assert get()["value"] == key.upper()
+    assert get("/healthz") == {"status": "ok", "local_cache": "live"}
+
+    connect(PRIMARY).set(PREFIX + key, "CHANGED", ex=60)
+    assert wait_for(lambda: get()["value"] == "CHANGED", timeout=1.0)
+    assert {get()["value"] for _ in range(10)} == {"CHANGED"}
+
+
 @pytest.mark.parametrize("target", [APP, REPLICAS[0]], ids=["app host", "one replica"])
 def test_limit_to_one_host_touches_nothing_else(playbook, target):
     """Facts about the primary come from the inventory: nothing outside the limit is touched."""

@@ -120,7 +120,29 @@ def test_bad_input_is_a_json_4xx(get):
 
 def test_health(get):
     status, _, body = get("/healthz")
-    assert (status, body) == (200, {"status": "ok"})
+    assert (status, body) == (200, {"status": "ok", "local_cache": "live"})
+
+
+def test_warm_hits_skip_redis_and_every_worker_hears_of_a_change(get, connect):
+    """Each worker's local copy, as deployed: the app ACL user may track, the hits stay local."""
+    key = f"k{uuid.uuid4().hex[:12]}"
+    primary = connect(6379)
+
+    def gets() -> int:
+        return primary.info("commandstats")["cmdstat_get"]["calls"]
+
+    assert get(f"/data/{key}")[2]["source"] == "database (slow)"
+    before = gets()
+    # New connections each time, spread over the workers: each asks Redis once, to fill its copy.
+    for _ in range(30):
+        assert get(f"/data/{key}")[2]["source"] == "cache"
+    assert gets() - before <= 2  # cache_app_workers
+
+    primary.set(key, "CHANGED", ex=60)
+    assert wait_for(lambda: get(f"/data/{key}")[2]["value"] == "CHANGED", timeout=1.0)
+    assert {get(f"/data/{key}")[2]["value"] for _ in range(10)} == {"CHANGED"}
+    primary.delete(key)
+    assert wait_for(lambda: get(f"/data/{key}")[2]["source"] == "database (slow)", timeout=3.0)
 
 
 def test_metrics_add_up_across_gunicorn_workers(get, address):

@@ -89,8 +89,13 @@ def test_app_talks_tls_to_redis_and_sentinel(address, connect, sentinel):
     assert get() == ("cache", "HIT")
     primary = current_primary(sentinel, address)
     assert connect(primary).get("cache:" + key) == key.upper()
-    with urllib.request.urlopen(f"http://{address[APP]}:5000/healthz", timeout=10) as response:
-        assert response.status == 200
+
+    def health() -> tuple[int, str]:
+        with urllib.request.urlopen(f"http://{address[APP]}:5000/healthz", timeout=10) as response:
+            return response.status, json.load(response)["local_cache"]
+
+    # "live": the local copy's listener hears of changes, over TLS too.
+    assert wait_for(lambda: health() == (200, "live"), timeout=3.0), health()
 
 
 @pytest.mark.parametrize("host", REDIS)
