@@ -1,10 +1,11 @@
 """Benchmark: this app vs Flask-Caching vs bare Flask routes, side by side in one run.
 
-The five apps (peers.py) run at once on this machine under the same gunicorn settings as the cache_app role
-deploys (gthread, 2 workers x 16 threads), against the lab's Redis primary (127.0.0.1:6379,
-published by `make lab`). wrk measures warm-hit latency and throughput at 1, 8 and 32 connections,
-one app at a time, in interleaved rounds (medians reported); then 100 concurrent cold requests for
-one fresh key count slow-store calls and time the answers.
+The five apps (peers.py) run at once on this machine under the same gunicorn settings as the
+cache_app role deploys (gthread, 2 workers x 16 threads), against the lab's Redis primary
+(127.0.0.1:6379, published by `make lab`). wrk measures warm-hit latency and throughput at 1, 8
+and 32 connections, one app at a time, in interleaved rounds (medians reported); then 100
+concurrent cold requests for one fresh key count slow-store calls and time the answers; then, for
+this app, how soon a SET in Redis replaces the value its workers' local copies answer.
 
 Writes benchmarks/results/results.md (table) and benchmarks/results/results.png (plot).
 Usage: make bench   (or: .venv/bin/python benchmarks/compare.py --duration 5 --rounds 3)
@@ -53,6 +54,7 @@ class Result:
     app: str
     warm: dict[int, dict[str, float]] = field(default_factory=dict)
     cold: dict[str, float] = field(default_factory=dict)
+    propagation: dict[str, float] = field(default_factory=dict)
 
 
 def wrk(url: str, connections: int, duration: int) -> dict[str, float]:
@@ -101,6 +103,32 @@ def cold_burst(base: str, counter: redis.Redis, name: str) -> dict[str, float]:
         "p50_s": latencies[len(latencies) // 2],
         "max_s": latencies[-1],
         "total_s": total,
+    }
+
+
+def change_propagation(base: str, counter: redis.Redis, trials: int = 20) -> dict[str, float]:
+    """How long after a SET in Redis the app stops answering the old value from its copies."""
+    key = f"prop{uuid.uuid4().hex[:10]}"
+    url = f"{base}/data/{key}"
+    get(url)  # the miss stores it
+    delays, stale_after = [], 0
+    for trial in range(trials):
+        for _ in range(20):  # new connections, spread over the workers: each fills its copy
+            get(url)
+        value = f"V{trial}"
+        counter.set(f"bench:{key}", value, ex=60)
+        started = time.perf_counter()
+        while get(url)["value"] != value:
+            if time.perf_counter() - started > 10:
+                raise RuntimeError("the app kept answering the old value for 10 s")
+        delays.append(time.perf_counter() - started)
+        # Once one answer carries the new value, does any later one still carry the old?
+        stale_after += sum(get(url)["value"] != value for _ in range(20))
+    return {
+        "p50_ms": median(delays) * 1000,
+        "max_ms": max(delays) * 1000,
+        "stale_after": stale_after,
+        "trials": trials,
     }
 
 
@@ -161,6 +189,21 @@ def table(results: list[Result]) -> str:
                 f"| {result.cold['p50_s']:.3f} | {result.cold['max_s']:.3f} "
                 f"| {result.cold['total_s']:.2f} |"
             )
+    for result in results:
+        if result.propagation:
+            p = result.propagation
+            lines += [
+                "",
+                (
+                    "| app | a SET in Redis, then: first answer with the new value, median (ms) "
+                    "| slowest (ms) | old values answered after it |"
+                ),
+                "| --- | ---: | ---: | ---: |",
+                (
+                    f"| {APPS[result.app]} | {p['p50_ms']:.1f} | {p['max_ms']:.1f} "
+                    f"| {p['stale_after']:.0f} of {p['trials'] * 20:.0f} |"
+                ),
+            ]
     return "\n".join(lines) + "\n"
 
 
@@ -253,6 +296,9 @@ def main() -> None:
             if name in ("ours", "flask_caching"):
                 result.cold = cold_burst(bases[name], counter, name)
                 print(name, "cold", result.cold, flush=True)
+            if name == "ours":
+                result.propagation = change_propagation(bases[name], counter)
+                print(name, "propagation", result.propagation, flush=True)
             results.append(result)
     finally:
         for process in processes:
