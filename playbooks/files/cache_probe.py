@@ -56,7 +56,7 @@ def main() -> None:
     cold = timed_get(f"{args.url}/data/{args.key}")
     warm = timed_get(f"{args.url}/data/{args.key}")
     # The primary: the one at CACHE_APP_REDIS_URL, or the one the Sentinels name.
-    writer, _reader = redis_clients(settings)
+    writer = redis_clients(settings).writer
     ttl = writer.ttl(settings.key_prefix + args.key)
     print(
         json.dumps(

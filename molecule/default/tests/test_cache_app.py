@@ -194,3 +194,11 @@ def test_restart_behind_systemds_sockets_fails_no_request(host, address):
     assert host.service(UNIT).systemd_properties["MainPID"] != before, "the app did not restart"
     assert len(results) > 50, results
     assert set(results) == {200}, [r for r in results if r != 200]
+
+
+def test_the_demo_verification_passes(playbook):
+    """playbooks/verify.yml, which `make demo` ends with: the seed's part 4, each claim asserted."""
+    run = playbook("playbooks/verify.yml")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert '-> "database (slow)" in' in run.stdout
+    assert '-> "cache" in' in run.stdout
