@@ -192,6 +192,24 @@ class SentinelServer:
         self.process.wait(10)
 
 
+def with_app_user(tmp_path: Path, rules: str, **env: str) -> tuple[RedisServer, config.Settings]:
+    """A started redis-server with an ACL user `app` limited to `rules`, and the app's settings
+    for it (`env`: more CACHE_APP_* settings, without the prefix)."""
+    password = "app-user-password-0123456789"
+    server = RedisServer(tmp_path, extra=f"user app on >{password} {rules}\n")
+    server.start()
+    (tmp_path / "app-pw").write_text(password)
+    settings = config.from_env(
+        {
+            "CACHE_APP_REDIS_URL": f"redis://127.0.0.1:{server.port}/0",
+            "CACHE_APP_REDIS_USERNAME": "app",
+            "CACHE_APP_REDIS_PASSWORD_FILE": str(tmp_path / "app-pw"),
+            **{f"CACHE_APP_{name}": value for name, value in env.items()},
+        }
+    )
+    return server, settings
+
+
 class CountingStore(SlowStore):
     """The app's slow store, counting calls; a short delay keeps the suite fast."""
 

@@ -11,7 +11,7 @@ import redis
 
 from cache_app import config, create_app
 from cache_app.config import ConfigError, from_env
-from conftest import RedisServer, SentinelServer, make_tls_files, wait_for
+from conftest import RedisServer, SentinelServer, make_tls_files, wait_for, with_app_user
 
 DB, CACHE = "database (slow)", "cache"
 
@@ -243,23 +243,13 @@ def _knows_replica(watcher) -> bool:
 
 def test_acl_user_limited_to_the_prefix_serves_misses_hits_and_locks(tmp_path, store):
     """As deployed: an ACL user with only the app's commands, on the app's key prefix."""
-    user_password = "app-user-password-0123456789"
-    server = RedisServer(
+    server, settings = with_app_user(
         tmp_path,
-        extra=f"user app on >{user_password} ~cache:* &__redis__:invalidate +get +set +del +ttl "
-        "+pttl +ping +evalsha +eval +script|load +client|id +client|tracking +subscribe\n",
+        "~cache:* &__redis__:invalidate +get +set +del +ttl +pttl +ping +evalsha +eval "
+        "+script|load +client|id +client|tracking +subscribe",
+        KEY_PREFIX="cache:",
     )
-    server.start()
     try:
-        (tmp_path / "app-pw").write_text(user_password)
-        settings = config.from_env(
-            {
-                "CACHE_APP_REDIS_URL": f"redis://127.0.0.1:{server.port}/0",
-                "CACHE_APP_REDIS_USERNAME": "app",
-                "CACHE_APP_REDIS_PASSWORD_FILE": str(tmp_path / "app-pw"),
-                "CACHE_APP_KEY_PREFIX": "cache:",
-            }
-        )
         app = create_app(settings, store=store)
         client = app.test_client()
         first, second = client.get("/data/acl"), client.get("/data/acl")

@@ -10,7 +10,7 @@ import pytest
 
 from cache_app import config, create_app
 from cache_app.near_cache import NearCache
-from conftest import RedisServer, wait_for
+from conftest import RedisServer, wait_for, with_app_user
 
 DB, CACHE = "database (slow)", "cache"
 
@@ -132,19 +132,8 @@ def test_reads_from_a_replica_follow_the_replica_reports(tmp_path, store):
 
 def test_without_tracking_rights_the_app_caches_through_redis(tmp_path, store):
     """An ACL user without CLIENT TRACKING: no local copy, and every hit still served by Redis."""
-    password = "app-user-password-0123456789"
-    server = RedisServer(tmp_path, extra=f"user app on >{password} ~* +get +set +del +pttl +ping\n")
-    server.start()
+    server, settings = with_app_user(tmp_path, "~* +get +set +del +pttl +ping", LOCK_WAIT="0.1")
     try:
-        (tmp_path / "pw").write_text(password)
-        settings = config.from_env(
-            {
-                "CACHE_APP_REDIS_URL": f"redis://127.0.0.1:{server.port}/0",
-                "CACHE_APP_REDIS_USERNAME": "app",
-                "CACHE_APP_REDIS_PASSWORD_FILE": str(tmp_path / "pw"),
-                "CACHE_APP_LOCK_WAIT": "0.1",
-            }
-        )
         app = create_app(settings, store=store)
         client = app.test_client()
         client.get("/data/refused")
