@@ -257,7 +257,11 @@ def store() -> CountingStore:
 
 @pytest.fixture
 def app(settings, store):
-    return create_app(settings, store=store)
+    app = create_app(settings, store=store)
+    yield app
+    near = app.extensions["cache_app"].near
+    if near is not None:
+        near.close()  # its thread would otherwise keep retrying a server that is gone
 
 
 @pytest.fixture

@@ -262,6 +262,14 @@ def test_acl_user_limited_to_the_prefix_serves_misses_hits_and_locks(tmp_path, s
         assert wait_for(lambda: app.extensions["cache_app"].near.live, timeout=5)
         server.client().set("cache:acl", "CHANGED")
         assert wait_for(lambda: client.get("/data/acl").json["value"] == "CHANGED", timeout=0.5)
+        client.get("/data/acl")  # copied by now: the next hit does not reach Redis
+
+        def gets() -> int:
+            return server.client().info("commandstats")["cmdstat_get"]["calls"]
+
+        before = gets()
+        assert client.get("/data/acl").json["value"] == "CHANGED"
+        assert gets() == before
     finally:
         server.stop()
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 
 from cache_app import config, create_app
 from cache_app.near_cache import NearCache
-from conftest import RedisServer, wait_for, with_app_user
+from conftest import RedisServer, SentinelServer, wait_for, with_app_user
 
 DB, CACHE = "database (slow)", "cache"
 
@@ -66,11 +68,63 @@ def test_flushall_empties_the_local_copy(app, store, redis_server):
     assert client.get("/data/two").headers["X-Cache"] == "MISS"
 
 
-def test_the_local_copy_expires_with_the_key(settings, store):
-    app = create_app(dataclasses.replace(settings, cache_ttl=1), store=store)
-    warm(app, "brief")
-    wait_for(lambda: False, timeout=1.2)
-    assert app.test_client().get("/data/brief").headers["X-Cache"] == "MISS"
+def test_the_local_copy_expires_with_the_key(tmp_path, store):
+    """Expiry comes from the key's PTTL, not from Redis reporting it: with Redis's own expiry
+    cycle off, only a read of the key would make Redis notice, and the copy must not wait."""
+    server = RedisServer(tmp_path, extra="enable-debug-command local\n")
+    server.start()
+    try:
+        server.client().execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+        (tmp_path / "pw").write_text(server.password)
+        settings = config.from_env(
+            {
+                "CACHE_APP_REDIS_URL": f"redis://127.0.0.1:{server.port}/0",
+                "CACHE_APP_REDIS_PASSWORD_FILE": str(tmp_path / "pw"),
+                "CACHE_APP_CACHE_TTL": "1",
+            }
+        )
+        app = create_app(settings, store=store)
+        warm(app, "brief")
+        assert app.test_client().get("/data/brief").headers["X-Cache"] == "HIT"
+        wait_for(lambda: False, timeout=1.2)
+        assert app.test_client().get("/data/brief").headers["X-Cache"] == "MISS"
+    finally:
+        server.stop()
+
+
+def test_a_value_read_while_it_changes_is_not_kept(app, store, redis_server, monkeypatch):
+    """The read's answer is on its way when Redis reports a change: answer it, don't keep it."""
+    warm(app, "racing")
+    redis_server.client().delete("racing")
+    client = app.test_client()
+    assert client.get("/data/racing").headers["X-Cache"] == "MISS"  # stored again, not copied
+    direct = redis_server.client()
+    execute = redis.client.Pipeline.execute
+
+    def read_then_change(self, *args, **kwargs):
+        answer = execute(self, *args, **kwargs)
+        direct.set("racing", "NEWER", ex=60)
+        wait_for(lambda: False, timeout=0.2)  # the listener hears of it before the read returns
+        return answer
+
+    with monkeypatch.context() as patch:
+        patch.setattr(redis.client.Pipeline, "execute", read_then_change)
+        assert client.get("/data/racing").get_json()["value"] == "RACING"  # read before the SET
+    assert client.get("/data/racing").get_json()["value"] == "NEWER"
+
+
+def test_a_user_without_pttl_still_caches_through_redis(tmp_path, store):
+    """Tracking allowed but PTTL refused: values are answered, just never copied."""
+    rules = "~* &__redis__:invalidate +get +set +del +ping +client|id +client|tracking +subscribe"
+    server, settings = with_app_user(tmp_path, rules, LOCK_WAIT="0.1")
+    try:
+        app = create_app(settings, store=store)
+        warm(app, "nopttl")
+        before = gets(server)
+        assert app.test_client().get("/data/nopttl").headers["X-Cache"] == "HIT"
+        assert gets(server) == before + 1
+    finally:
+        server.stop()
 
 
 def test_the_copy_is_not_used_while_redis_cannot_report(app, store, redis_server):
@@ -171,3 +225,68 @@ def test_size_zero_turns_the_local_copy_off(settings, store, redis_server):
 def test_bad_local_cache_settings_stop_start_up(env, message):
     with pytest.raises(config.ConfigError, match=message):
         config.from_env(env)
+
+
+def test_with_sentinel_the_copy_reads_from_the_replica_it_hears_from(tmp_path, store):
+    """Two replicas: the copy must be filled from the replica whose reports it hears. Filled
+    from the other, a value read there before it applied a change would be kept after the
+    report came and went."""
+    servers = {}
+    for name in ("p", "r1", "r2"):
+        (tmp_path / name).mkdir()
+    servers["p"] = RedisServer(tmp_path / "p")
+    servers["p"].start()
+    replicaof = f"replicaof 127.0.0.1 {servers['p'].port}\n"
+    for name in ("r1", "r2"):
+        servers[name] = RedisServer(tmp_path / name, servers["p"].password, extra=replicaof)
+        servers[name].start()
+    sentinel = SentinelServer(tmp_path, servers["p"])
+    try:
+        watcher = sentinel.client()
+
+        def replicas_known() -> bool:
+            return sum(r["is_slave"] for r in watcher.sentinel_slaves("cache")) == 2
+
+        def linked(server: RedisServer) -> bool:
+            return server.client().info("replication")["master_link_status"] == "up"
+
+        # The primary's first sync waits 5 s for more replicas (repl-diskless-sync-delay).
+        assert wait_for(lambda: linked(servers["r1"]) and linked(servers["r2"]), timeout=20)
+        assert wait_for(replicas_known, timeout=15), "Sentinel did not find both replicas"
+        (tmp_path / "pw").write_text(servers["p"].password)
+        (tmp_path / "spw").write_text(sentinel.password)
+        settings = config.from_env(
+            {
+                "CACHE_APP_SENTINELS": f"127.0.0.1:{sentinel.port}",
+                "CACHE_APP_SENTINEL_PASSWORD_FILE": str(tmp_path / "spw"),
+                "CACHE_APP_REDIS_PASSWORD_FILE": str(tmp_path / "pw"),
+                "CACHE_APP_READ_FROM": "replica",
+            }
+        )
+        app = create_app(settings, store=store)
+        client = app.test_client()
+        keys = [f"split{n}" for n in range(20)]
+        for key in keys:
+            assert client.get(f"/data/{key}").headers["X-Cache"] == "MISS"
+        assert wait_for(lambda: near(app).live, timeout=5)
+        heard = near(app).server
+        other = next(s for s in servers.values() if s.port not in (heard[1], servers["p"].port))
+        assert wait_for(lambda: other.client().get(keys[-1]) == keys[-1].upper(), timeout=2)
+
+        # The other replica stops applying the primary's writes for a while. Meanwhile each key
+        # changes and is asked for, concurrently (a reader's pool would use both replicas).
+        other.client().execute_command("CLIENT", "PAUSE", "1500", "WRITE")
+        for key in keys:
+            servers["p"].client().set(key, "NEWER", ex=60)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda k: app.test_client().get(f"/data/{k}"), keys * 4))
+        assert wait_for(lambda: other.client().get(keys[-1]) == "NEWER", timeout=5)
+
+        def answers() -> set[str]:
+            return {client.get(f"/data/{key}").get_json()["value"] for key in keys}
+
+        assert wait_for(lambda: answers() == {"NEWER"}, timeout=0.5), answers()
+    finally:
+        sentinel.stop()
+        for server in servers.values():
+            server.stop()

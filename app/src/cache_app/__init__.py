@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import redis
@@ -50,6 +52,8 @@ class Clients(NamedTuple):
     # For the local copy's invalidation reports, from the server reads go to. RESP2: Redis 7.0
     # sends the reports to a subscribed connection there.
     listener: redis.Redis
+    # The client that reads for the local copy from the server the listener found.
+    source_at: Callable[[str, int], redis.Redis]
 
 
 def redis_clients(settings: config.Settings) -> Clients:
@@ -69,19 +73,22 @@ def redis_clients(settings: config.Settings) -> Clients:
         )
         options = {**_client_options(settings), **tls}
         writer = sentinel.master_for(settings.sentinel_master, **options)
-        if settings.read_from == "replica":
-            return Clients(
-                writer,
-                sentinel.slave_for(settings.sentinel_master, **options),
-                sentinel.slave_for(settings.sentinel_master, **options, **resp2),
-            )
+        replica = settings.read_from == "replica"
+        lookup = sentinel.slave_for if replica else sentinel.master_for
+        # Sentinel may name a different server to each pool: the copy reads from the one its
+        # listener was given, so values and reports come from one server.
+        source_at = functools.cache(lambda host, port: redis.Redis(host=host, port=port, **options))
         return Clients(
-            writer, writer, sentinel.master_for(settings.sentinel_master, **options, **resp2)
+            writer,
+            lookup(settings.sentinel_master, **options) if replica else writer,
+            lookup(settings.sentinel_master, **options, **resp2),
+            source_at,
         )
     writer = redis_client(settings.redis_url, settings)
     read_url = settings.redis_read_url or settings.redis_url
     reader = redis_client(read_url, settings) if settings.redis_read_url else writer
-    return Clients(writer, reader, redis_client(read_url, settings, **resp2))
+    # One read URL: the listener and the reader are on the same server.
+    return Clients(writer, reader, redis_client(read_url, settings, **resp2), lambda *_: reader)
 
 
 def create_app(settings: config.Settings | None = None, store: Store | None = None) -> Flask:
@@ -90,11 +97,12 @@ def create_app(settings: config.Settings | None = None, store: Store | None = No
     app.json.sort_keys = False  # {"key", "value", "source"}, in the seed's order
     app.config["SETTINGS"] = settings
 
-    writer, reader, listener = redis_clients(settings)
+    writer, reader, listener, source_at = redis_clients(settings)
     near = None
     if settings.local_cache_size:
         near = NearCache(
             listener,
+            source_at,
             size=settings.local_cache_size,
             max_age=settings.local_cache_ttl,
             prefix=settings.key_prefix,

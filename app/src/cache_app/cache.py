@@ -87,18 +87,12 @@ class CacheAside:
         return self._load_and_store(key, name, None)
 
     def _read(self, name: str) -> str | None:
-        """GET from the reader; with a local copy, also PTTL (same round trip) to fill it."""
-        token = None if self.near is None else self.near.reading(name)
-        if token is None:
-            return self.reader.get(name)
-        started = time.monotonic()
-        value, pttl = None, -2
-        try:
-            with self.reader.pipeline(transaction=False) as pipe:
-                value, pttl = pipe.get(name).pttl(name).execute()
-        finally:
-            self.near.fill(name, token, value, pttl, started)
-        return value
+        """From the local copy's server, filling the copy, while it is live; else the reader."""
+        if self.near is not None:
+            used, value = self.near.load(name)
+            if used:
+                return value
+        return self.reader.get(name)
 
     def _wait_for(self, name: str) -> str | None:
         deadline = time.monotonic() + self.lock_wait

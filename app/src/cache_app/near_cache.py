@@ -18,10 +18,13 @@ what no report can cover, such as a listener left on a primary that a partition 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
+import weakref
+from collections.abc import Callable
 
 import redis
 from cachetools import TLRUCache
@@ -38,10 +41,26 @@ def _expires(_key: str, entry: tuple[str, float], _now: float) -> float:
     return entry[1]
 
 
+def _reset_in_child(ref: weakref.ref[NearCache]) -> None:
+    near = ref()
+    if near is not None:
+        near._lock = threading.Lock()
+        near._went_dark_quietly()
+        near._owner_pid = None
+
+
 class NearCache:
+    """The copy, its listener thread, and the reads that fill it.
+
+    `listener` connects to the server reads go to (through Sentinel when there is one);
+    `source_at(host, port)` gives the client that reads for the copy from that same server, so a
+    value and the reports about it always come from one server.
+    """
+
     def __init__(
         self,
-        client: redis.Redis,
+        listener: redis.Redis,
+        source_at: Callable[[str, int], redis.Redis],
         *,
         size: int,
         max_age: float,
@@ -50,7 +69,8 @@ class NearCache:
         health_interval: float = 1.0,
         retry_interval: float = 1.0,
     ) -> None:
-        self._client = client
+        self._listener = listener
+        self._source_at = source_at
         self._max_age = max_age
         self._prefix = prefix
         self._timeout = timeout
@@ -61,111 +81,138 @@ class NearCache:
         # so a value read before a change and stored after its report is not kept.
         self._pending: dict[str, object] = {}
         self._lock = threading.Lock()
-        self._live = False
+        # Set while live: the listener's server and the client that reads from it.
+        self._source: redis.Redis | None = None
+        self.server: tuple[str, int] | None = None
         self._owner_pid: int | None = None
+        self._stop = threading.Event()
         self._last_error = ""
+        # gunicorn --preload forks after the app is made: the child gets a fresh lock and copy,
+        # and its first use starts its own listener (the parent's thread did not survive).
+        os.register_at_fork(after_in_child=functools.partial(_reset_in_child, weakref.ref(self)))
         self._ensure_listening()
 
     @property
     def live(self) -> bool:
         """True while the invalidation reports flow (and the copy is used)."""
         self._ensure_listening()
-        return self._live
+        return self._source is not None
 
     def get(self, name: str) -> str | None:
         self._ensure_listening()
-        if not self._live:
+        if self._source is None:
             return None
         with self._lock:
             entry = self._entries.get(name)
         return None if entry is None else entry[0]
 
-    def reading(self, name: str) -> object | None:
-        """Call before reading `name` from Redis; fill() keeps the value only with this token."""
-        if not self._live:
-            return None
+    def load(self, name: str) -> tuple[bool, str | None]:
+        """Read `name` from the listener's server and keep it, unless Redis reports a change
+        while the read is in flight. (False, None) when the copy is not live: read elsewhere.
+
+        PTTL comes in the same round trip, so the copy expires no later than the key in Redis.
+        """
         token = object()
         with self._lock:
+            source = self._source
+            if source is None:
+                return False, None
             self._pending[name] = token
-        return token
+        started = time.monotonic()
+        value, pttl = None, -2
+        try:
+            with source.pipeline(transaction=False) as pipe:
+                value, pttl = pipe.get(name).pttl(name).execute(raise_on_error=False)
+            if isinstance(value, Exception):
+                raise value
+            if isinstance(pttl, Exception):  # an app user allowed GET but not PTTL: don't keep
+                pttl = -2
+            return True, value
+        finally:
+            self._fill(name, token, value, pttl, started)
 
-    def fill(
-        self, name: str, token: object, value: str | None, pttl_ms: int, started: float
-    ) -> None:
-        """Keep what reading `name` returned, unless Redis reported a change since reading().
-
-        `pttl_ms` is the key's PTTL read with it (-1: no TTL) and `started` the monotonic time
-        before the read, so the copy expires no later than the key does in Redis.
-        """
+    def _fill(self, name: str, token: object, value: str | None, pttl: int, started: float) -> None:
         with self._lock:
             if self._pending.get(name) is not token:
-                return
+                return  # reported changed (or the copy went dark) since the read began
             del self._pending[name]
-            if value is None or pttl_ms == -2 or not self._live:
+            if value is None or pttl == -2 or self._source is None:
                 return
-            age = self._max_age if pttl_ms < 0 else min(pttl_ms / 1000, self._max_age)
+            age = self._max_age if pttl < 0 else min(pttl / 1000, self._max_age)
             self._entries[name] = (value, started + age)
 
+    def close(self) -> None:
+        """Stop the listener (its connection closes within the health interval)."""
+        self._stop.set()
+
     def _ensure_listening(self) -> None:
-        # One listener per process. After a fork (gunicorn --preload) the copy and the thread
-        # belong to the parent: the first use in the child starts its own.
         if self._owner_pid == os.getpid():
             return
         with self._lock:
             if self._owner_pid == os.getpid():
                 return
             self._owner_pid = os.getpid()
-            self._live = False
-            self._entries.clear()
-            self._pending.clear()
         threading.Thread(target=self._listen_forever, name="near-cache", daemon=True).start()
 
     def _listen_forever(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 self._listen()
-            except (RedisError, OSError, ValueError) as error:
+            except (RedisError, OSError) as error:
                 self._went_dark(str(error))
-            time.sleep(self._retry_interval)
+            except Exception as error:
+                # Whatever failed, the copy must not outlive its reports: off, and try again.
+                log.exception("local cache listener failed")
+                self._went_dark(repr(error))
+            self._stop.wait(self._retry_interval)
 
     def _went_dark(self, reason: str) -> None:
-        with self._lock:
-            self._live = False
-            self._entries.clear()
-            self._pending.clear()
+        self._went_dark_quietly()
         # A refused ACL or a Redis that stays down would repeat this every retry: say it once.
         if reason != self._last_error:
             log.warning("local cache off until Redis reports changes again: %s", reason)
             self._last_error = reason
 
     def _listen(self) -> None:
-        connection = self._client.connection_pool.get_connection()
+        connection = self._listener.connection_pool.get_connection()
         try:
             connection.send_command("CLIENT", "ID")
             own_id = connection.read_response()
             prefix = ("PREFIX", self._prefix) if self._prefix else ()
-            connection.send_command(
-                "CLIENT", "TRACKING", "ON", "REDIRECT", own_id, "BCAST", *prefix
-            )
+            tracking = ("ON", "REDIRECT", own_id, "BCAST", *prefix)
+            connection.send_command("CLIENT", "TRACKING", *tracking)
             connection.read_response()
             connection.send_command("SUBSCRIBE", CHANNEL)
             connection.read_response()
+            # With Sentinel, the connection's address is the server Sentinel named.
+            server = (connection.host, connection.port)
+            source = self._source_at(*server)
             with self._lock:
                 self._entries.clear()
                 self._pending.clear()
-                self._live = True
+                self._source, self.server = source, server
             if self._last_error:
-                log.warning("local cache on again")
+                log.warning("local cache on again, hearing from %s:%s", *server)
                 self._last_error = ""
             self._relay(connection)
         finally:
+            self._went_dark_quietly()
             connection.disconnect()
-            self._client.connection_pool.release(connection)
+            self._listener.connection_pool.release(connection)
+
+    def _went_dark_quietly(self) -> None:
+        with self._lock:
+            self._source = None
+            self.server = None
+            self._entries.clear()
+            self._pending.clear()
 
     def _relay(self, connection: redis.connection.AbstractConnection) -> None:
         """Apply each report; PING when quiet, and give up when the PING goes unanswered."""
         pinged = False
         while True:
+            if self._stop.is_set():
+                return
             if not connection.can_read(timeout=self._timeout if pinged else self._health_interval):
                 if pinged:
                     raise redis.TimeoutError("Redis did not answer the local cache's health PING")
