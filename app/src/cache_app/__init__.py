@@ -85,10 +85,10 @@ def redis_clients(settings: config.Settings) -> Clients:
             source_at,
         )
     writer = redis_client(settings.redis_url, settings)
-    read_url = settings.redis_read_url or settings.redis_url
-    reader = redis_client(read_url, settings) if settings.redis_read_url else writer
-    # One read URL: the listener and the reader are on the same server.
-    return Clients(writer, reader, redis_client(read_url, settings, **resp2), lambda *_: reader)
+    reader = redis_client(settings.redis_read_url, settings) if settings.redis_read_url else writer
+    # One server for reads: the listener hears from it and the reader fills the copy from it.
+    listener = redis_client(settings.redis_read_url or settings.redis_url, settings, **resp2)
+    return Clients(writer, reader, listener, lambda *_: reader)
 
 
 def create_app(settings: config.Settings | None = None, store: Store | None = None) -> Flask:

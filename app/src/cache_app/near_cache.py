@@ -45,7 +45,7 @@ def _reset_in_child(ref: weakref.ref[NearCache]) -> None:
     near = ref()
     if near is not None:
         near._lock = threading.Lock()
-        near._went_dark_quietly()
+        near._go_dark()
         near._owner_pid = None
 
 
@@ -155,20 +155,19 @@ class NearCache:
         threading.Thread(target=self._listen_forever, name="near-cache", daemon=True).start()
 
     def _listen_forever(self) -> None:
+        # The copy is dark here, whatever happened: _listen turns it off on its way out.
         while not self._stop.is_set():
             try:
                 self._listen()
             except (RedisError, OSError) as error:
-                self._went_dark(str(error))
+                self._say_once(str(error))
             except Exception as error:
-                # Whatever failed, the copy must not outlive its reports: off, and try again.
                 log.exception("local cache listener failed")
-                self._went_dark(repr(error))
+                self._say_once(repr(error))
             self._stop.wait(self._retry_interval)
 
-    def _went_dark(self, reason: str) -> None:
-        self._went_dark_quietly()
-        # A refused ACL or a Redis that stays down would repeat this every retry: say it once.
+    def _say_once(self, reason: str) -> None:
+        # A refused ACL or a Redis that stays down would repeat this every retry.
         if reason != self._last_error:
             log.warning("local cache off until Redis reports changes again: %s", reason)
             self._last_error = reason
@@ -187,20 +186,18 @@ class NearCache:
             # With Sentinel, the connection's address is the server Sentinel named.
             server = (connection.host, connection.port)
             source = self._source_at(*server)
-            with self._lock:
-                self._entries.clear()
-                self._pending.clear()
+            with self._lock:  # empty since it went dark: nothing is kept while dark
                 self._source, self.server = source, server
             if self._last_error:
                 log.warning("local cache on again, hearing from %s:%s", *server)
                 self._last_error = ""
             self._relay(connection)
         finally:
-            self._went_dark_quietly()
+            self._go_dark()
             connection.disconnect()
             self._listener.connection_pool.release(connection)
 
-    def _went_dark_quietly(self) -> None:
+    def _go_dark(self) -> None:
         with self._lock:
             self._source = None
             self.server = None
