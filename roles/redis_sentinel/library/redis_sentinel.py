@@ -79,9 +79,9 @@ def _credentials(path, name):
     found = {}
     with open(path, encoding="utf-8") as handle:
         for line in handle:
-            words = line.split()
-            if len(words) == 4 and words[:1] == ["sentinel"] and words[1] in CREDENTIALS:
-                found.update({words[1]: words[3]} if words[2] == name else {})
+            match line.split():
+                case ["sentinel", key, primary, value] if key in CREDENTIALS and primary == name:
+                    found[key] = value
     return found
 
 
