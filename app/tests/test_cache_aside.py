@@ -179,6 +179,9 @@ def test_settings_come_from_the_environment(tmp_path):
         ({"CACHE_APP_CACHE_TTL": "soon"}, "CACHE_APP_CACHE_TTL"),
         ({"CACHE_APP_REDIS_TIMEOUT": "-1"}, "greater than 0"),
         ({"CACHE_APP_REDIS_PASSWORD_FILE": "/nonexistent/pw"}, "cannot read"),
+        ({"CACHE_APP_LOCAL_CACHE_SIZE": "-1"}, "greater than or equal to 0"),
+        ({"CACHE_APP_LOCAL_CACHE_SIZE": "many"}, "is not a int"),
+        ({"CACHE_APP_LOCAL_CACHE_TTL": "0"}, "greater than 0"),
     ],
 )
 def test_bad_settings_stop_start_up(env, message):

@@ -7,7 +7,6 @@ import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import redis
 
 from cache_app import config, create_app
@@ -213,19 +212,6 @@ def test_size_zero_turns_the_local_copy_off(settings, store, redis_server):
     for _ in range(3):
         assert client.get("/data/off").headers["X-Cache"] == "HIT"
     assert gets(redis_server) == before + 3
-
-
-@pytest.mark.parametrize(
-    ("env", "message"),
-    [
-        ({"CACHE_APP_LOCAL_CACHE_SIZE": "-1"}, "greater than or equal to 0"),
-        ({"CACHE_APP_LOCAL_CACHE_SIZE": "many"}, "is not a int"),
-        ({"CACHE_APP_LOCAL_CACHE_TTL": "0"}, "greater than 0"),
-    ],
-)
-def test_bad_local_cache_settings_stop_start_up(env, message):
-    with pytest.raises(config.ConfigError, match=message):
-        config.from_env(env)
 
 
 def test_with_sentinel_the_copy_reads_from_the_replica_it_hears_from(tmp_path, store):
