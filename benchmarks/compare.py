@@ -40,11 +40,11 @@ APPS = {
 }
 CONCURRENCY = (1, 8, 32)
 COLD_CLIENTS = 100
-# The settings the cache_app role deploys (its defaults and cache-app.env.j2).
+# The settings the cache_app role deploys (its defaults and cache-app.env.j2); the config sets the
+# worker class (gthread, answering its own errors in JSON).
 GUNICORN = [
     "--workers=2",
     "--threads=16",
-    "--worker-class=gthread",
     "--config=python:cache_app.gunicorn_conf",
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import secrets
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from cache_app import config, create_app
+from cache_app.lock import LIBRARY
 from cache_app.slow_store import SlowStore
 
 
@@ -138,10 +140,18 @@ class RedisServer:
         while time.monotonic() < deadline:
             try:
                 if self.client().ping():
-                    return
+                    break
             except redis.ConnectionError:
                 time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        else:
+            raise RuntimeError("redis-server did not start")
+        self.load_functions()
+
+    def load_functions(self) -> None:
+        """The app's function library, loaded by the admin (here the default user) as at deploy
+        time; a replica gets it from its primary."""
+        with contextlib.suppress(redis.ReadOnlyError):
+            self.client().function_load(LIBRARY, replace=True)
 
     def stop(self) -> None:
         if self.process:

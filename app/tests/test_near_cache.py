@@ -116,7 +116,7 @@ def test_a_value_read_while_it_changes_is_not_kept(app, store, redis_server, mon
 def test_a_user_without_pttl_still_caches_through_redis(tmp_path, store):
     """Tracking allowed but PTTL refused: values are answered, just never copied."""
     rules = "~* &__redis__:invalidate +get +set +del +ping +client|id +client|tracking +subscribe"
-    server, settings = with_app_user(tmp_path, rules, LOCK_WAIT="0.1")
+    server, settings = with_app_user(tmp_path, rules)
     try:
         app = create_app(settings, store=store)
         warm(app, "nopttl")
@@ -127,8 +127,10 @@ def test_a_user_without_pttl_still_caches_through_redis(tmp_path, store):
         server.stop()
 
 
-def test_the_copy_is_not_used_while_redis_cannot_report(app, store, redis_server):
-    """Redis frozen (SIGSTOP): its connections stay open, the health PING goes unanswered."""
+def test_the_copy_is_not_used_while_redis_cannot_report(settings, store, redis_server):
+    """Redis frozen (SIGSTOP): its connections stay open, the health PING goes unanswered. With
+    stale answers off (test_redis_failures.py has them on), held keys go to the store."""
+    app = create_app(dataclasses.replace(settings, serve_stale=False), store=store)
     warm(app, "frozen")
     os.kill(redis_server.process.pid, signal.SIGSTOP)
     try:
@@ -186,7 +188,7 @@ def test_reads_from_a_replica_follow_the_replica_reports(tmp_path, store):
 
 def test_without_tracking_rights_the_app_caches_through_redis(tmp_path, store):
     """An ACL user without CLIENT TRACKING: no local copy, and every hit still served by Redis."""
-    server, settings = with_app_user(tmp_path, "~* +get +set +del +pttl +ping", LOCK_WAIT="0.1")
+    server, settings = with_app_user(tmp_path, "~* +get +set +del +pttl +ping")
     try:
         app = create_app(settings, store=store)
         client = app.test_client()

@@ -14,6 +14,7 @@ from redis.sentinel import Sentinel
 
 from . import config, views
 from .cache import CacheAside, Store
+from .lock import Locks
 from .near_cache import NearCache
 from .slow_store import SlowStore
 
@@ -65,6 +66,7 @@ def redis_clients(settings: config.Settings) -> Clients:
         sentinel = Sentinel(
             settings.sentinels,
             sentinel_kwargs={
+                "username": settings.sentinel_username,
                 "password": settings.sentinel_password,
                 "socket_connect_timeout": settings.redis_timeout,
                 "socket_timeout": settings.redis_timeout,
@@ -107,6 +109,7 @@ def create_app(settings: config.Settings | None = None, store: Store | None = No
             max_age=settings.local_cache_ttl,
             prefix=settings.key_prefix,
             timeout=settings.redis_timeout,
+            serve_stale=settings.serve_stale,
         )
     cache = CacheAside(
         writer,
@@ -114,8 +117,13 @@ def create_app(settings: config.Settings | None = None, store: Store | None = No
         store or SlowStore(settings.slow_store_delay),
         ttl=settings.cache_ttl,
         prefix=settings.key_prefix,
-        lock_ttl=settings.lock_ttl,
-        lock_wait=settings.lock_wait,
+        locks=Locks(
+            writer,
+            ttl=settings.lock_ttl,
+            renew_interval=settings.lock_renew_interval,
+            wait=settings.lock_wait,
+            wait_max=settings.lock_wait_max,
+        ),
         near=near,
     )
     app.extensions["cache_app"] = cache

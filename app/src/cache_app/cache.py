@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-import time
+from contextlib import nullcontext
 from typing import NamedTuple, Protocol
 
 import redis
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import RedisError
 
 from . import metrics
+from .flights import Flights
+from .lock import Lock, Locks
 from .near_cache import NearCache
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,8 @@ class Store(Protocol):
 class Answer(NamedTuple):
     value: str
     source: str
-    # X-Cache header: HIT, MISS, or BYPASS when Redis could not be used.
+    # X-Cache header: HIT, MISS, BYPASS when Redis could not be used, or STALE: what the local
+    # copy held, answered while Redis is unusable (see near_cache).
     status: str
 
 
@@ -38,9 +41,7 @@ class CacheAside:
         *,
         ttl: int,
         prefix: str = "",
-        lock_ttl: float = 10.0,
-        lock_wait: float = 5.0,
-        poll_interval: float = 0.01,
+        locks: Locks,
         near: NearCache | None = None,
     ) -> None:
         self.writer = writer
@@ -48,10 +49,10 @@ class CacheAside:
         self.store = store
         self.ttl = ttl
         self.prefix = prefix
-        self.lock_ttl = lock_ttl
-        self.lock_wait = lock_wait
-        self.poll_interval = poll_interval
+        self.locks = locks
         self.near = near
+        # While Redis fails, concurrent requests for one key share one store call.
+        self._store_flights: Flights[str] = Flights()
 
     def get(self, key: str) -> Answer:
         name = self.prefix + key
@@ -61,6 +62,9 @@ class CacheAside:
                 metrics.HITS.inc()
                 metrics.LOCAL_HITS.inc()
                 return Answer(cached, FROM_CACHE, "HIT")
+            held = self.near.stale(name)
+            if held is not None:
+                return self._stale(held)
         try:
             cached = self._read(name)
             if cached is not None:
@@ -68,22 +72,22 @@ class CacheAside:
                 return Answer(cached, FROM_CACHE, "HIT")
             metrics.MISSES.inc()
             # "|" is outside the keys' allowed characters: a lock never collides with a value.
-            lock = self.writer.lock(f"{self.prefix}lock|{key}", timeout=self.lock_ttl)
-            if lock.acquire(blocking=False):
+            lock_name = f"{self.prefix}lock|{key}"
+            lock = self.locks.acquire(lock_name)
+            if lock is None:
+                metrics.SINGLE_FLIGHT_WAITS.inc()
+                cached, lock = self._wait_for(key, name, lock_name)
+            if lock is not None:
                 # The value may have landed since the (possibly replica) read: check the primary.
                 cached = self.writer.get(name)
                 if cached is None:
                     return self._load_and_store(key, name, lock)
                 self._release(key, lock)
-            else:
-                metrics.SINGLE_FLIGHT_WAITS.inc()
-                cached = self._wait_for(name)
         except RedisError as error:
             return self._bypass(key, error)
         if cached is not None:
             metrics.HITS.inc()
             return Answer(cached, FROM_CACHE, "HIT")
-        # The loader took longer than lock_wait: answer from the store ourselves.
         return self._load_and_store(key, name, None)
 
     def _read(self, name: str) -> str | None:
@@ -92,20 +96,27 @@ class CacheAside:
             used, value = self.near.load(name)
             if used:
                 return value
+            value = self.reader.get(name)
+            self.near.redis_answered()
+            return value
         return self.reader.get(name)
 
-    def _wait_for(self, name: str) -> str | None:
-        deadline = time.monotonic() + self.lock_wait
-        while time.monotonic() < deadline:
-            value = self.writer.get(name)
-            if value is not None:
-                return value
-            time.sleep(self.poll_interval)
-        return None
+    def _wait_for(self, key: str, name: str, lock_name: str) -> tuple[str | None, Lock | None]:
+        """The value another request loaded, or the lock to load it (its holder died), or
+        neither: the wait reached lock_wait_max and this request loads without the lock."""
+        value, lock = self.locks.wait_for(lock_name, name)
+        if value is None and lock is None:
+            log.warning(
+                "waited %.1f s for another request to load %r: loading it without the lock",
+                self.locks.wait_max,
+                key,
+            )
+        return value, lock
 
-    def _load_and_store(self, key: str, name: str, lock: redis.lock.Lock | None) -> Answer:
+    def _load_and_store(self, key: str, name: str, lock: Lock | None) -> Answer:
         try:
-            value = self.store.load(key)
+            with nullcontext() if lock is None else self.locks.renewed(lock):
+                value = self.store.load(key)
             try:
                 self.writer.set(name, value, ex=self.ttl)
             except RedisError as error:
@@ -117,14 +128,28 @@ class CacheAside:
             if lock is not None:
                 self._release(key, lock)
 
-    @staticmethod
-    def _release(key: str, lock: redis.lock.Lock) -> None:
+    def _release(self, key: str, lock: Lock) -> None:
         try:
-            lock.release()
-        except (LockError, RedisError) as error:
+            if not self.locks.release(lock):
+                log.info("lock for %r had expired or been taken over before its release", key)
+        except RedisError as error:
             log.info("lock for %r not released: %s", key, error)
 
-    def _bypass(self, key: str, error: Exception) -> Answer:
-        log.warning("redis unavailable, answering %r from the store: %s", key, error)
+    def _bypass(self, key: str, error: RedisError) -> Answer:
+        if self.near is not None:
+            held = self.near.redis_failed(self.prefix + key, error)
+            if held is not None:
+                return self._stale(held)
+
+        def load() -> str:
+            log.warning("redis unavailable, answering %r from the store: %s", key, error)
+            return self.store.load(key)
+
+        value = self._store_flights.run(key, load)
         metrics.BYPASSED.inc()
-        return Answer(self.store.load(key), FROM_DATABASE, "BYPASS")
+        return Answer(value, FROM_DATABASE, "BYPASS")
+
+    @staticmethod
+    def _stale(value: str) -> Answer:
+        metrics.STALE_ANSWERS.inc()
+        return Answer(value, FROM_CACHE, "STALE")

@@ -26,7 +26,14 @@ SLOW_STORE_CALLS = Counter("cache_app_slow_store_calls", "Calls to the slow data
 SINGLE_FLIGHT_WAITS = Counter(
     "cache_app_single_flight_waits", "Misses that waited for another request's load"
 )
+SINGLE_FLIGHT_TAKEOVERS = Counter(
+    "cache_app_single_flight_takeovers", "Locks a waiter took from a loader that stopped renewing"
+)
 BYPASSED = Counter("cache_app_cache_bypassed", "Answers given without Redis (down or refusing)")
+STALE_ANSWERS = Counter(
+    "cache_app_stale_answers",
+    "Answers from what a worker's local copy held, while Redis could not be used",
+)
 LATENCY = Histogram(
     "cache_app_request_seconds",
     "Request latency",
