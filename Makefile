@@ -7,7 +7,7 @@ export PATH := $(VENV)/bin:$(PATH)
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-DEBIAN_PACKAGES := python3-venv podman runc debootstrap aardvark-dns redis-server redis-tools jq curl wrk
+DEBIAN_PACKAGES := python3-venv python3-redis podman runc debootstrap aardvark-dns redis-server redis-tools jq curl wrk
 LAB := -i inventory/lab
 
 .PHONY: help system-packages bootstrap image lab demo verify lab-down lint unit molecule test bench bench-failover

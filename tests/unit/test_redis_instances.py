@@ -36,6 +36,14 @@ def test_seed_layout_maps_to_debian_units_and_paths():
     # Under ReadWritePaths=/var/lib/redis, unlike the seed's /var/lib/redis-slave.
     assert slave["dir"] == "/var/lib/redis/slave"
     assert slave["pidfile"] == "/run/redis-slave/redis-server.pid"
+    # What a restart decision compares with the process's start: its file and its unit's drop-in.
+    assert main["start_files"] == [
+        "/etc/redis/redis.conf",
+        "/etc/systemd/system/redis-server.service.d/ansible-owned-config.conf",
+    ]
+    assert slave["start_files"][1] == (
+        "/etc/systemd/system/redis-server@.service.d/ansible-owned-config.conf"
+    )
     assert main["replicaof"] is None
     assert slave["replicaof"] == {"host": "127.0.0.1", "port": 6379}
 
@@ -156,9 +164,9 @@ def test_acl_rules_of_the_defaults_are_accepted():
         ({"app": "+get nopass"}, "redis_acl_rules.app: 'nopass': password rules are not allowed"),
         (
             {"app": "+get +set\nuser evil on"},
-            "redis_acl_rules.app: cannot validate the rule 'user'",
+            "redis_acl_rules.app: word 3 of 5 is not an ACL rule the role can validate",
         ),
-        ({"app": "+GET"}, "redis_acl_rules.app: cannot validate the rule '+GET'"),
+        ({"app": "+GET"}, "redis_acl_rules.app: word 1 of 1 is not an ACL rule"),
         ({"default": "on"}, "redis_acl_rules: 'default' is always off"),
         ({"bad name": "+get"}, "redis_acl_rules: 'bad name' is not a valid user name"),
     ],
@@ -166,6 +174,15 @@ def test_acl_rules_of_the_defaults_are_accepted():
 def test_acl_rules_the_role_cannot_validate_are_refused(rules, message):
     errors = redis_acl_errors(ACL | rules, ACL_PASSWORDS, "admin", "replication", [])
     assert any(error.startswith(message) for error in errors), errors
+
+
+def test_an_unknown_word_is_named_by_position_never_echoed():
+    # A password pasted without its ">" must not land in the log.
+    errors = redis_acl_errors(
+        ACL | {"app": "+get S3cretPastedWithoutMarker"}, ACL_PASSWORDS, "admin", "replication", []
+    )
+    assert errors == ["redis_acl_rules.app: word 2 of 2 is not an ACL rule the role can validate"]
+    assert "S3cret" not in " ".join(errors)
 
 
 def test_acl_users_need_admin_replication_and_strong_passwords():

@@ -18,6 +18,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 from helpers import ACL_USERS as USERS
 from helpers import redis_client, run_playbook
 
+# The redis role's default ACL rules, which the lab keeps (its app user is not narrowed).
+DEFAULT_RULES = {
+    "admin": "~* &* +@all",
+    "replication": "+psync +replconf +ping",
+    "sentinel": (
+        "&__sentinel__:hello +multi +slaveof +ping +exec +subscribe +config|rewrite +role "
+        "+publish +info +client|setname +client|kill +script|kill"
+    ),
+    "app": (
+        "~* &__redis__:invalidate +get +set +del +ttl +pttl +ping +fcall +pexpire "
+        "+client|id +client|tracking +subscribe"
+    ),
+}
+
 
 def lab_password(name: str = "redis_password") -> str:
     secrets = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "lab" / "secrets"

@@ -9,22 +9,10 @@ import uuid
 import pytest
 import redis
 
-from conftest import USERS, lab_password
+from conftest import DEFAULT_RULES, USERS, lab_password
 from helpers import recap
 
 PRIMARY, REPLICA = 6379, 6380
-DEFAULT_RULES = {
-    "admin": "~* &* +@all",
-    "replication": "+psync +replconf +ping",
-    "sentinel": (
-        "&__sentinel__:hello +multi +slaveof +ping +exec +subscribe +config|rewrite +role "
-        "+publish +info +client|setname +client|kill +script|kill"
-    ),
-    "app": (
-        "~* &__redis__:invalidate +get +set +del +ttl +pttl +ping +evalsha +eval +script|load "
-        "+client|id +client|tracking +subscribe"
-    ),
-}
 
 
 def test_acl_file_holds_hashes_not_passwords(host):
@@ -62,6 +50,13 @@ def test_wrong_password_is_logged(connect):
         ("KEYS", "*"),
         ("CONFIG", "GET", "maxmemory"),
         ("ACL", "LIST"),
+        # No Lua of its own: a loop in EVAL would block Redis for every client.
+        ("EVAL", "while true do end", "0"),
+        ("EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff831", "0"),
+        ("SCRIPT", "LOAD", "return 1"),
+        ("FUNCTION", "LOAD", "#!lua name=mine\nredis.register_function('f', function() end)"),
+        ("FUNCTION", "DELETE", "cache_app"),
+        ("SCRIPT", "KILL"),
     ],
 )
 def test_app_user_gets_noperm_outside_its_commands(connect, command):
@@ -82,10 +77,26 @@ def test_app_user_can_do_its_job(connect):
     assert app.set(key, "v", ex=30)
     assert app.get(key) == "v"
     assert 0 < app.ttl(key) <= 30
-    lock = app.lock(f"lock|{key}", timeout=5)
-    assert lock.acquire(blocking=False)
-    lock.release()  # raises if the release script may not run GET and DEL
-    assert app.get(f"lock|{key}") is None
+    # Its lock: SET NX PX, then the functions the redis role loaded (FCALL).
+    lock, token = f"lock|{key}", uuid.uuid4().hex
+    assert app.set(lock, token, nx=True, px=5000)
+    assert app.fcall("cache_app_extend", 1, lock, token, 9000) == 1
+    assert app.pttl(lock) > 5000
+    assert app.fcall("cache_app_unlock", 1, lock, "someone-else") == 0
+    assert app.fcall("cache_app_unlock", 1, lock, token) == 1
+    assert app.get(lock) is None
+
+
+def test_the_lock_functions_reached_the_replica(connect):
+    # RESP2: each library is a flat list of name, value pairs.
+    pairs = [zip(lib[::2], lib[1::2], strict=True) for lib in connect(REPLICA).function_list()]
+    libraries = [dict(pair) for pair in pairs]
+    assert [library["library_name"] for library in libraries] == ["cache_app"]
+
+
+def test_no_backup_of_the_users_file_keeps_old_password_hashes(host):
+    listing = host.run("ls -A /etc/redis").stdout.split()
+    assert [name for name in listing if name.startswith("users.acl")] == ["users.acl"], listing
 
 
 @pytest.mark.parametrize("user", ["replication", "sentinel"])
@@ -115,16 +126,21 @@ def test_acl_change_loads_without_restart_and_a_refused_file_changes_nothing(
             connect(PRIMARY, user="app").ttl("anything")
         assert {p: connect(p).info("server")["run_id"] for p in run_ids} == run_ids
 
-        # A rule the role's check lets through but Redis refuses: Redis keeps its users, the
-        # previous file goes back, and the play says why.
+        # A rule the role's check lets through but Redis refuses, in a run that would also
+        # restart the instance: refused before the file is written, nothing restarts, and the
+        # message names the word by position (it may be a pasted password), never the word.
         acl_before = host.file("/etc/redis/users.acl").sha256sum
         bad = stricter | {"app": "+get +nosuchcommand"}
-        refused = playbook("site.yml", "-e", json.dumps({"redis_acl_rules": bad}))
+        change = {"redis_acl_rules": bad, "redis_extra_config": {"hz": 11}}
+        refused = playbook("site.yml", "-e", json.dumps(change))
         assert refused.returncode != 0
         output = refused.stdout + refused.stderr
-        assert "Redis refused the new ACL file and kept its users" in output, output[-3000:]
-        assert "nosuchcommand" in output
+        assert "redis_acl_rules.app: word 2 of 2 is refused by this server" in output, output[
+            -3000:
+        ]
+        assert "nosuchcommand" not in output
         assert host.file("/etc/redis/users.acl").sha256sum == acl_before
+        assert {p: connect(p).info("server")["run_id"] for p in run_ids} == run_ids
         with pytest.raises(redis.exceptions.NoPermissionError):
             connect(PRIMARY, user="app").ttl("anything")
         assert connect(PRIMARY, user="app").ping()

@@ -159,7 +159,7 @@ def test_verification_playbook_passes(playbook):
         ),
         (
             '{"redis_acl_rules": {"admin": "+@all", "replication": "+psync", "app": "+GET"}}',
-            "redis_acl_rules.app: cannot validate the rule '+GET'",
+            "redis_acl_rules.app: word 1 of 1 is not an ACL rule the role can validate",
         ),
         (
             '{"redis_acl_passwords": {"replication": "breaks \\"a config line\\""}}',

@@ -27,6 +27,12 @@ def _unit(name: str) -> str:
     return "redis-server" if name == MAIN else f"redis-server@{name}"
 
 
+def _dropin(name: str) -> str:
+    """The drop-in of the instance's unit (all template instances share the template's)."""
+    unit = "redis-server" if name == MAIN else "redis-server@"
+    return f"/etc/systemd/system/{unit}.service.d/ansible-owned-config.conf"
+
+
 def _paths(name: str) -> dict[str, str]:
     if name == MAIN:
         return {
@@ -61,6 +67,13 @@ def _client_host(bind: Sequence[str]) -> str:
     return addresses[0] if addresses else LOOPBACK
 
 
+def redis_host_address(host: str, hostvars: Mapping[str, Any]) -> str:
+    """How other hosts reach `host`'s Redis and Sentinel: its redis_address, else its
+    ansible_host, else its inventory name. The one rule for replicas, Sentinel and clients."""
+    host_vars = hostvars[host]
+    return str(host_vars.get("redis_address") or host_vars.get("ansible_host") or host)
+
+
 def redis_instance_plan(
     instances: Sequence[Mapping[str, Any]],
     hostname: str,
@@ -83,6 +96,9 @@ def redis_instance_plan(
             **_paths(name),
         }
         item["client_host"] = _client_host(item["bind"])
+        item["dropin"] = _dropin(name)
+        # What the instance reads only when it starts (tasks/restart.yml compares their times).
+        item["start_files"] = [item["conf"], item["dropin"]]
         if item["role"] == "replica":
             source_host, source_name = _source(instance, primary_host)
             source = next(
@@ -96,12 +112,7 @@ def redis_instance_plan(
             if source_host == hostname:
                 address = _client_host(source.get("bind") or bind)
             else:
-                source_vars = hostvars[source_host]
-                address = (
-                    source_vars.get("redis_address")
-                    or source_vars.get("ansible_host")
-                    or source_host
-                )
+                address = redis_host_address(source_host, hostvars)
             item["replicaof"] = {"host": address, "port": int(source["port"])}
         plan.append(item)
     return plan
@@ -250,7 +261,8 @@ def redis_acl_errors(
         if not isinstance(rule, str):
             errors.append(f"redis_acl_rules.{name}: rules must be a string")
             continue
-        for token in rule.split():
+        words = rule.split()
+        for position, token in enumerate(words, start=1):
             if token.startswith((">", "<", "#", "!")) or token in ("nopass", "resetpass", "reset"):
                 # Never echo what may be a password.
                 shown = token if token.isalpha() else f"{token[:1]}..."
@@ -259,7 +271,11 @@ def redis_acl_errors(
                     "set the password in redis_acl_passwords"
                 )
             elif not any(pattern.match(token) for pattern in ACL_TOKEN_RES):
-                errors.append(f"redis_acl_rules.{name}: cannot validate the rule {token!r}")
+                # By position only: a password pasted without its ">" must not reach the log.
+                errors.append(
+                    f"redis_acl_rules.{name}: word {position} of {len(words)} is not an ACL rule "
+                    "the role can validate"
+                )
         if name != admin_user:
             errors.extend(
                 redis_password_errors(passwords.get(name), f"redis_acl_passwords.{name}", weak)
@@ -294,6 +310,7 @@ def redis_tls_names(names: Sequence[Any]) -> list[str]:
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
+            "redis_host_address": redis_host_address,
             "redis_instance_plan": redis_instance_plan,
             "redis_instance_errors": redis_instance_errors,
             "redis_password_errors": redis_password_errors,

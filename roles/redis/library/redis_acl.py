@@ -1,0 +1,249 @@
+#!/usr/bin/python
+"""Ansible module: check ACL rules against a running Redis; load an ACL file where users differ."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: redis_acl
+short_description: Check ACL rules against a running Redis, and load an ACL file where it differs
+description:
+  - With I(state=validated), each user's rules are tried on the running server as a scratch user
+    (ACL SETUSER, then ACL DELUSER): a rule the server would refuse (an unknown command, say) fails
+    the task before the file is written, naming the user and the word's position, never the word.
+  - With I(state=loaded), the users the server runs with are compared with the file at I(path)
+    (each line normalised by the server itself through a scratch user); only when they differ is
+    the file loaded (ACL LOAD, no restart), so a run that stopped between writing and loading is
+    finished by the next one. Redis checks the whole file first and keeps its users when it
+    refuses it.
+  - With I(state=checked), nothing changes: for each user of I(logins), which of its candidate
+    passwords the server accepts (a fresh connection per try), returned as booleans in
+    C(accepted).
+  - A refused connection to a unit that systemd reports stopped means "not running" (it reads the
+    file when it starts): reported unchanged. Any other failure (LOADING, TLS, timeout) is waited
+    on for I(wait) seconds, then fails.
+  - Talks to Redis with redis-py (C(python3-redis)); passwords travel in the module's arguments,
+    never on a command line.
+options:
+  state:
+    type: str
+    choices: [validated, loaded, checked]
+    default: loaded
+    description: Check I(rules), bring the running users in line with I(path), or try I(logins).
+  rules:
+    type: dict
+    description: With I(state=validated), user name to rules (no password rules).
+  path:
+    type: path
+    description: With I(state=loaded), the ACL file on the host.
+  logins:
+    type: dict
+    description: With I(state=checked), user name to a list of candidate passwords.
+  login_host: {type: str, default: 127.0.0.1, description: Redis address.}
+  login_port: {type: int, default: 6379, description: Redis port.}
+  login_user: {type: str, required: true, description: ACL user allowed to run ACL commands.}
+  login_password: {type: str, required: true, description: Its password.}
+  login_previous_password:
+    type: str
+    description: Tried when Redis refuses I(login_password) (the user's own password is rotating
+      and the running instance knows only the previous one until the load).
+  tls: {type: bool, default: false, description: Talk TLS (the server's certificate is verified).}
+  ca_certs: {type: path, description: CA certificate that signed the server's (with tls).}
+  unit: {type: str, description: The instance's systemd unit (without .service).}
+  wait: {type: int, default: 60, description: Seconds to wait for a usable connection.}
+"""
+
+import re
+import secrets
+from contextlib import contextmanager
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.redis_admin import (
+    LOGIN_ARGUMENT_SPEC,
+    REDIS_IMPORT_ERROR,
+    LoginError,
+    NotRunning,
+    Unconfigured,
+    connect,
+    login_refused,
+    redis,
+)
+
+
+@contextmanager
+def scratch_user(client):
+    name = f"ansible-scratch-{secrets.token_hex(6)}"
+    try:
+        yield name
+    finally:
+        client.execute_command("ACL", "DELUSER", name)
+
+
+def _normalised(client, name):
+    """The server's own line for a user, without its name."""
+    for line in client.execute_command("ACL", "LIST"):
+        words = line.split(" ", 2)
+        if words[1] == name:
+            return words[2] if len(words) > 2 else ""
+    return None
+
+
+def _refused_word(client, scratch, words):
+    """1-based position of the first word the server refuses, or 0."""
+    try:
+        client.execute_command("ACL", "SETUSER", scratch, "reset", *words)
+        return 0
+    except redis.ResponseError:
+        pass
+    for position, word in enumerate(words, start=1):
+        try:
+            client.execute_command("ACL", "SETUSER", scratch, word)
+        except redis.ResponseError:
+            return position
+    return len(words)
+
+
+def validate(client, rules):
+    errors = []
+    with scratch_user(client) as scratch:
+        for user, text in sorted(rules.items()):
+            words = str(text).split()
+            position = _refused_word(client, scratch, words)
+            if position:
+                errors.append(
+                    f"redis_acl_rules.{user}: word {position} of {len(words)} is refused by this "
+                    "server (an unknown command, category or rule)"
+                )
+    return errors
+
+
+def _wanted(client, path):
+    """user name -> the server's normalised line for it, from the file's lines."""
+    with open(path, encoding="utf-8") as handle:
+        lines = [line.split() for line in handle if line.strip()]
+    wanted = {}
+    for words in lines:
+        # A new user each time: as ACL LOAD makes them (`reset` would add sanitize-payload).
+        with scratch_user(client) as scratch:
+            client.execute_command("ACL", "SETUSER", scratch, *words[2:])
+            wanted[words[1]] = _normalised(client, scratch)
+    return wanted
+
+
+def _users_that_differ(client, path):
+    wanted = _wanted(client, path)
+    running = {
+        words[1]: words[2] if len(words) > 2 else ""
+        for words in (line.split(" ", 2) for line in client.execute_command("ACL", "LIST"))
+    }
+    # As sets of words: Redis 7.0 lists subcommands in an order that changes as its command
+    # table rehashes, for the same rules.
+    return sorted(
+        name
+        for name in set(wanted) | set(running)
+        if _words(wanted.get(name)) != _words(running.get(name))
+    )
+
+
+def _words(line):
+    return None if line is None else sorted(line.split())
+
+
+def _accepted(params, user, password):
+    client = redis.Redis(
+        host=params["login_host"],
+        port=params["login_port"],
+        username=user,
+        password=password,
+        ssl=params["tls"],
+        ssl_ca_certs=params["ca_certs"],
+        socket_timeout=5,
+        socket_connect_timeout=5,
+    )
+    # The connection's AUTH alone: a user like `replication` may run nothing else worth asking.
+    connection = client.connection_pool.make_connection()
+    try:
+        connection.connect()
+        return True
+    except redis.RedisError as error:
+        if login_refused(error):
+            return False
+        raise
+    finally:
+        connection.disconnect()
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "state": {
+                "type": "str",
+                "choices": ["validated", "loaded", "checked"],
+                "default": "loaded",
+            },
+            "rules": {"type": "dict"},
+            "logins": {"type": "dict", "no_log": True},
+            "path": {"type": "path"},
+            **LOGIN_ARGUMENT_SPEC,
+        },
+        required_if=[
+            ("state", "validated", ["rules"]),
+            ("state", "loaded", ["path"]),
+            ("state", "checked", ["logins"]),
+        ],
+        supports_check_mode=True,
+    )
+    if redis is None:
+        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+    params = module.params
+    try:
+        client = connect(module)
+    except (NotRunning, Unconfigured) as reason:
+        # It reads its files when it (re)starts, later in the role.
+        module.exit_json(changed=False, running=False, msg=str(reason))
+    except LoginError as reason:
+        module.fail_json(msg=str(reason))
+
+    if params["state"] == "checked":
+        accepted = {
+            user: [_accepted(params, user, password) for password in candidates]
+            for user, candidates in params["logins"].items()
+        }
+        module.exit_json(changed=False, running=True, accepted=accepted)
+
+    if params["state"] == "validated":
+        errors = validate(client, params["rules"])
+        if errors:
+            module.fail_json(msg="; ".join(errors), errors=errors)
+        module.exit_json(changed=False, running=True)
+
+    try:
+        differ = _users_that_differ(client, params["path"])
+    except redis.ResponseError as error:
+        # The file holds a line the server refuses: say where, not what (it may hold a secret).
+        module.fail_json(msg=f"{params['path']} holds a user the server refuses: {_where(error)}")
+    if not differ:
+        module.exit_json(changed=False, running=True)
+    if module.check_mode:
+        module.exit_json(changed=True, running=True, users=differ)
+    try:
+        client.execute_command("ACL", "LOAD")
+    except redis.ResponseError as error:
+        module.fail_json(msg=f"ACL LOAD on port {params['login_port']}: {_where(error)}")
+    # The load closed this connection if its own user changed.
+    still = _users_that_differ(connect(module), params["path"])
+    if still:
+        module.fail_json(msg=f"after ACL LOAD, users still differ: {', '.join(still)}")
+    module.exit_json(changed=True, running=True, users=differ)
+
+
+def _where(error):
+    """Redis's reason, cut before it quotes the offending word."""
+    text = str(error)
+    line = re.search(r":(\d+):", text)
+    reason = re.split(r"['\"]", text, maxsplit=1)[0].strip()
+    return f"line {line.group(1)}: {reason}" if line else reason
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+#!/usr/bin/python
+"""Ansible module: keep a Redis primary's function libraries (FUNCTION LOAD) as given."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: redis_functions
+short_description: Load Redis function libraries on a primary where the running code differs
+description:
+  - Compares each library's code with what the server runs (FUNCTION LIST WITHCODE) and loads
+    only what differs, with FUNCTION LOAD REPLACE. Clients then call the functions with FCALL and
+    need no general scripting right (EVAL, SCRIPT).
+  - Functions replicate: on a replica nothing is loaded, and the result says so. A failover keeps
+    them, since the promoted replica holds them already.
+  - A refused connection to a unit that systemd reports stopped means "not running" (unchanged);
+    other failures are waited on for I(wait) seconds, then fail.
+options:
+  libraries:
+    type: list
+    elements: str
+    required: true
+    description: Library sources, each starting with its C(#!lua name=...) line.
+  login_host: {type: str, default: 127.0.0.1, description: Redis address.}
+  login_port: {type: int, default: 6379, description: Redis port.}
+  login_user: {type: str, required: true, description: ACL user allowed to load functions.}
+  login_password: {type: str, required: true, description: Its password.}
+  login_previous_password: {type: str, description: Tried when Redis refuses I(login_password).}
+  tls: {type: bool, default: false, description: Talk TLS (the server's certificate is verified).}
+  ca_certs: {type: path, description: CA certificate that signed the server's (with tls).}
+  unit: {type: str, description: The instance's systemd unit (without .service).}
+  wait: {type: int, default: 60, description: Seconds to wait for a usable connection.}
+"""
+
+import re
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.redis_admin import (
+    LOGIN_ARGUMENT_SPEC,
+    REDIS_IMPORT_ERROR,
+    LoginError,
+    NotRunning,
+    Unconfigured,
+    connect,
+    redis,
+)
+
+NAME_RE = re.compile(r"^#!lua\s+name=([A-Za-z0-9_]+)")
+
+
+def _running_code(client):
+    """library name -> code, as the server runs it."""
+    running = {}
+    for library in client.execute_command("FUNCTION", "LIST", "WITHCODE"):
+        fields = dict(zip(library[::2], library[1::2], strict=False))
+        running[fields["library_name"]] = fields["library_code"]
+    return running
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "libraries": {"type": "list", "elements": "str", "required": True},
+            **LOGIN_ARGUMENT_SPEC,
+        },
+        supports_check_mode=True,
+    )
+    if redis is None:
+        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+    wanted = {}
+    for index, code in enumerate(module.params["libraries"]):
+        match = NAME_RE.match(code)
+        if not match:
+            module.fail_json(msg=f"libraries[{index}]: the code must start with '#!lua name=NAME'")
+        wanted[match.group(1)] = code
+    try:
+        client = connect(module)
+    except (NotRunning, Unconfigured) as reason:
+        # It reads its files when it (re)starts, later in the role.
+        module.exit_json(changed=False, running=False, msg=str(reason))
+    except LoginError as reason:
+        module.fail_json(msg=str(reason))
+
+    if client.execute_command("ROLE")[0] != "master":
+        module.exit_json(changed=False, running=True, primary=False)
+    running = _running_code(client)
+    differ = sorted(name for name, code in wanted.items() if running.get(name) != code)
+    if differ and not module.check_mode:
+        for name in differ:
+            try:
+                client.execute_command("FUNCTION", "LOAD", "REPLACE", wanted[name])
+            except redis.ResponseError as error:
+                module.fail_json(msg=f"FUNCTION LOAD of library {name}: {error}")
+    module.exit_json(changed=bool(differ), running=True, primary=True, loaded=differ)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Shared by the redis role's modules: how they log in to an instance, and what a failure means.
+
+Every module takes the same login options (address, ACL user, password, a previous password tried
+while the user's own password rotates, TLS). A refused connection to a unit that systemd reports
+stopped means "not running"; anything else (still loading after a sync, a TLS failure, a timeout,
+a refused connection while the unit runs) is waited on and then fails the task.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+try:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+except ImportError:
+    redis = None
+    REDIS_IMPORT_ERROR = traceback.format_exc()
+else:
+    REDIS_IMPORT_ERROR = None
+
+LOGIN_ARGUMENT_SPEC = {
+    "login_host": {"type": "str", "default": "127.0.0.1"},
+    "login_port": {"type": "int", "default": 6379},
+    "login_user": {"type": "str", "required": True},
+    "login_password": {"type": "str", "required": True, "no_log": True},
+    "login_previous_password": {"type": "str", "no_log": True},
+    "tls": {"type": "bool", "default": False},
+    "ca_certs": {"type": "path"},
+    "unit": {"type": "str"},
+    "wait": {"type": "int", "default": 60},
+}
+
+
+class NotRunning(Exception):
+    """The instance's unit is stopped: it reads its files when it starts."""
+
+
+class Unconfigured(Exception):
+    """It still runs as the package started it (no users file): a restart configures it."""
+
+
+class LoginError(Exception):
+    """No usable connection: the message says why, without a secret."""
+
+
+def _unit_active(module, unit: str | None) -> bool:
+    if not unit:
+        return True
+    rc, _out, _err = module.run_command(["systemctl", "is-active", "--quiet", f"{unit}.service"])
+    return rc == 0
+
+
+def login_refused(error: Exception) -> bool:
+    """A refused login; Debian 12's redis-py (4.3) reports WRONGPASS as a plain error reply."""
+    return isinstance(error, redis.AuthenticationError) or "WRONGPASS" in str(error)
+
+
+def _refused(error: Exception) -> bool:
+    return "Connection refused" in str(error) or "Error 111" in str(error)
+
+
+def _unconfigured(params) -> bool:
+    """True when the server lets anyone in without a password, as Debian's package starts it."""
+    client = redis.Redis(
+        host=params["login_host"],
+        port=params["login_port"],
+        ssl=params["tls"],
+        ssl_ca_certs=params["ca_certs"],
+        socket_timeout=5,
+        socket_connect_timeout=5,
+        retry=Retry(NoBackoff(), 0),
+    )
+    try:
+        return client.ping() and not client.config_get("aclfile").get("aclfile")
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def connect(module):
+    """A redis.Redis that has answered PING as the login user; else NotRunning, Unconfigured or
+    LoginError."""
+    params = module.params
+    passwords = [p for p in (params["login_password"], params["login_previous_password"]) if p]
+    deadline = time.monotonic() + params["wait"]
+    port = params["login_port"]
+    while True:
+        last = None
+        for password in passwords:
+            client = redis.Redis(
+                host=params["login_host"],
+                port=port,
+                username=params["login_user"],
+                password=password,
+                ssl=params["tls"],
+                ssl_ca_certs=params["ca_certs"],
+                socket_timeout=5,
+                socket_connect_timeout=5,
+                decode_responses=True,
+                # One try per call: this loop decides how long to wait (newer redis-py retries).
+                retry=Retry(NoBackoff(), 0),
+            )
+            try:
+                client.ping()
+                return client
+            except redis.RedisError as error:
+                if login_refused(error):
+                    last = error  # try the previous password, then report it
+                    continue
+                if not isinstance(error, redis.ConnectionError):  # LOADING, and any other answer
+                    last = error
+                    break
+                if _refused(error) and not _unit_active(module, params["unit"]):
+                    raise NotRunning(f"port {port}: not running") from None
+                last = error
+                break
+        if last is not None and login_refused(last):
+            if _unconfigured(params):
+                raise Unconfigured(f"port {port}: runs the package's defaults, without the users")
+            raise LoginError(f"port {port}: the login of {params['login_user']} was refused")
+        if time.monotonic() >= deadline:
+            raise LoginError(f"port {port}: no answer after {params['wait']} s: {last}")
+        time.sleep(1)

@@ -1,0 +1,193 @@
+"""The redis role's redis_acl module against a real redis-server on loopback, run by Ansible."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_PASSWORD = secrets.token_urlsafe(24)
+APP_HASH_OF = "app-user-password-0123456789"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _users(app_rules: str) -> str:
+    import hashlib
+
+    def digest(password: str) -> str:
+        return hashlib.sha256(password.encode()).hexdigest()
+
+    return (
+        "user default off resetkeys resetchannels -@all\n"
+        f"user admin on #{digest(ADMIN_PASSWORD)} resetkeys resetchannels -@all ~* &* +@all\n"
+        f"user app on #{digest(APP_HASH_OF)} resetkeys resetchannels -@all {app_rules}\n"
+    )
+
+
+# The venv's redis-py, and Debian's (python3-redis, what the hosts run the module with).
+INTERPRETERS = [sys.executable, "/usr/bin/python3"]
+
+
+@pytest.fixture(params=INTERPRETERS, ids=["venv", "debian"])
+def python(request) -> str:
+    if subprocess.run([request.param, "-c", "import redis"], check=False).returncode:
+        pytest.fail(f"{request.param} has no redis-py (make bootstrap installs python3-redis)")
+    return request.param
+
+
+@pytest.fixture
+def server(tmp_path: Path, python: str):
+    if not shutil.which("redis-server"):
+        pytest.fail("redis-server is not installed (make bootstrap installs it)")
+    acl = tmp_path / "users.acl"
+    acl.write_text(_users("~cache:* +get"))
+    port = _free_port()
+    process = subprocess.Popen(
+        ["redis-server", "-"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    )
+    assert process.stdin is not None
+    process.stdin.write(
+        f'port {port}\nbind 127.0.0.1\nsave ""\ndir {tmp_path}\naclfile {acl}\n'
+        "enable-debug-command yes\n"
+    )
+    process.stdin.close()
+    client = redis.Redis(
+        port=port, username="admin", password=ADMIN_PASSWORD, decode_responses=True
+    )
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    yield port, acl, client
+    process.terminate()
+    process.wait(10)
+
+
+def app_line(client: redis.Redis) -> str:
+    return next(line for line in client.acl_list() if line.startswith("user app "))
+
+
+def run_module(python: str, port: int, check: bool = False, **args) -> dict:
+    """One task of the module on localhost, as the role runs it; its JSON result."""
+    module_args = {
+        "login_port": port,
+        "login_user": "admin",
+        "login_password": ADMIN_PASSWORD,
+        "wait": 3,
+        **args,
+    }
+    env = {
+        **os.environ,
+        "ANSIBLE_LIBRARY": str(ROOT / "roles/redis/library"),
+        "ANSIBLE_MODULE_UTILS": str(ROOT / "roles/redis/module_utils"),
+        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
+    }
+    command = [
+        str(Path(sys.executable).parent / "ansible"),
+        "localhost",
+        "-c",
+        "local",
+        "-i",
+        "localhost,",
+        "-e",
+        f"ansible_python_interpreter={python}",
+        "-m",
+        "redis_acl",
+        "-a",
+        json.dumps(module_args),
+        *(["--check"] if check else []),
+    ]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    result = json.loads(run.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return result
+
+
+def test_an_unknown_command_is_refused_by_position_without_echoing_it(python, server):
+    port, _acl, _client = server
+    result = run_module(python, port, state="validated", rules={"app": "~cache:* +get +gett +set"})
+    assert result["failed"]
+    assert "redis_acl_rules.app: word 3 of 4" in result["msg"]
+    assert "gett" not in result["msg"]
+
+
+def test_valid_rules_pass_and_leave_no_scratch_user(python, server):
+    port, _acl, client = server
+    result = run_module(python, port, state="validated", rules={"app": "~cache:* +get +fcall"})
+    assert not result.get("failed"), result
+    assert sorted(client.acl_users()) == ["admin", "app", "default"]
+
+
+def test_a_file_written_but_never_loaded_is_loaded_by_the_next_run(python, server):
+    port, acl, client = server
+    # A run that stopped after writing the file: the running users are the old ones.
+    acl.write_text(_users("~cache:* +get +set"))
+    assert run_module(python, port, check=True, state="loaded", path=str(acl))["changed"]
+    assert app_line(client).endswith("-@all +get")
+    result = run_module(python, port, state="loaded", path=str(acl))
+    assert result["changed"], result
+    assert {"+get", "+set"} <= set(app_line(client).split())
+    again = run_module(python, port, state="loaded", path=str(acl))
+    assert not again["changed"], again
+
+
+def test_a_user_added_at_runtime_is_removed(python, server):
+    port, acl, client = server
+    client.acl_setuser("intruder", enabled=True, nopass=True, commands=["+@all"])
+    assert run_module(python, port, state="loaded", path=str(acl))["changed"]
+    assert "intruder" not in client.acl_users()
+
+
+def test_a_stopped_unit_is_not_running_but_a_refused_port_of_a_running_unit_fails(python, server):
+    _port, acl, _client = server
+    free = _free_port()
+    # No such unit on this machine: systemctl says it is not active.
+    stopped = run_module(python, free, state="loaded", path=str(acl), unit="redis-server@nothing")
+    assert stopped == {**stopped, "changed": False, "running": False}
+    # Without a unit to ask, a refused connection is not taken for "stopped": it fails.
+    refused = run_module(python, free, state="loaded", path=str(acl))
+    assert refused["failed"]
+    assert "no answer after 3 s" in refused["msg"]
+
+
+def test_a_hung_server_is_waited_on_then_fails_not_skipped(python, server):
+    port, acl, client = server
+    # A server that does not answer (as one loading a large dataset, or stopped with SIGSTOP).
+    sleeper = threading.Thread(target=client.execute_command, args=("DEBUG", "SLEEP", "10"))
+    sleeper.start()
+    try:
+        time.sleep(0.3)
+        result = run_module(python, port, state="loaded", path=str(acl))
+        assert result["failed"], result
+        assert "no answer after 3 s" in result["msg"]
+    finally:
+        sleeper.join(15)
+
+
+def test_checked_says_which_candidate_passwords_each_user_logs_in_with(python, server):
+    port, _acl, _client = server
+    logins = {"app": ["wrong-password-0123456789", APP_HASH_OF], "nobody": [APP_HASH_OF]}
+    result = run_module(python, port, state="checked", logins=logins)
+    assert result["accepted"] == {"app": [False, True], "nobody": [False]}
+    assert APP_HASH_OF not in json.dumps(result)
