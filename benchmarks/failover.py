@@ -131,7 +131,7 @@ def main() -> None:
     rerun = molecule("converge")
     addresses = {host: ip(host) for host in REDIS_HOSTS}
     sentinel_password, redis_password = secret("sentinel_password"), secret("redis_password")
-    sentinels = [client(h, 26379, sentinel_password) for h in REDIS_HOSTS]
+    sentinels = [client(h, 26379, sentinel_password, "admin") for h in REDIS_HOSTS]
 
     def connect(host: str) -> redis.Redis:
         return client(host, 6379, redis_password, "admin")

@@ -21,6 +21,12 @@ ACL_USERS = {
     "sentinel": "redis_sentinel_user_password",
     "app": "redis_app_password",
 }
+# Sentinel's own ACL users (roles/redis_sentinel), and the generated secret file of each password.
+SENTINEL_USERS = {
+    "admin": "sentinel_password",
+    "peer": "sentinel_peer_password",
+    "app": "sentinel_app_password",
+}
 
 
 # A crash that stays down: a runtime drop-in turns off Restart=always for the moment, then SIGKILL
@@ -107,7 +113,13 @@ def leaks(text: str, secrets: list[str]) -> list[str]:
 
 
 def files_others_can_read_holding(container: str, secrets: list[str]) -> str:
-    """Paths of files readable by others in a container that contain any of the secrets.
+    """Paths of files readable by others in a container that contain any of the secrets."""
+    return files_holding(container, secrets, "-perm -o=r")
+
+
+def files_holding(container: str, secrets: list[str], find_test: str = "") -> str:
+    """Paths of files in a container (those passing `find_test`, whoever may read them) that
+    contain any of the secrets.
 
     The patterns reach a root-only file through stdin: no secret on any command line.
     """
@@ -120,7 +132,7 @@ def files_others_can_read_holding(container: str, secrets: list[str]) -> str:
     )
     scan = (
         "find / -xdev \\( -path /proc -o -path /sys -o -path /root \\) -prune -o "
-        f"-type f -perm -o=r -size -5M -print0 | xargs -0 grep -lFf {patterns}; "
+        f"-type f {find_test} -size -5M -print0 | xargs -0 grep -lFf {patterns}; "
         f"rm -f {patterns}"
     )
     return subprocess.run(

@@ -20,7 +20,7 @@ from testinfra.utils.ansible_runner import AnsibleRunner
 # molecule/shared/helpers.py, shared by every scenario's checks.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 from helpers import ACL_USERS as USERS
-from helpers import redis_client, run_playbook
+from helpers import SENTINEL_USERS, redis_client, run_playbook
 
 RUNNER = AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 
@@ -44,6 +44,12 @@ def secret(name: str) -> str:
     return Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "secrets", name).read_text().strip()
 
 
+def cluster_secrets() -> list[str]:
+    """Every secret the cluster's hosts hold, as the files say now (a rotation changes them)."""
+    folder = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "secrets")
+    return [path.read_text().strip() for path in sorted(folder.iterdir()) if path.is_file()]
+
+
 @pytest.fixture(scope="session")
 def connect(address):
     def _connect(name: str, port: int = 6379, user: str = "admin") -> redis.Redis:
@@ -54,11 +60,11 @@ def connect(address):
 
 @pytest.fixture(scope="session")
 def sentinel(address):
-    """A client to a host's Sentinel, with Sentinel's own password."""
-    password = secret("sentinel_password")
+    """A client to a host's Sentinel as its admin user (or another of its users), with the
+    password the secret files hold now (a rotation changes them)."""
 
-    def _sentinel(name: str) -> redis.Redis:
-        return redis_client(address[name], 26379, password)
+    def _sentinel(name: str, user: str = "admin") -> redis.Redis:
+        return redis_client(address[name], 26379, secret(SENTINEL_USERS[user]), user)
 
     return _sentinel
 

@@ -7,8 +7,8 @@ import time
 import pytest
 import redis
 
-from conftest import ClientLoop, current_primary, group
-from helpers import CRASH_REDIS, RESTART_CRASHED_REDIS, recap, redis_client, wait_for
+from conftest import ClientLoop, cluster_secrets, current_primary, group
+from helpers import CRASH_REDIS, RESTART_CRASHED_REDIS, leaks, recap, redis_client, wait_for
 
 REDIS = group("redis")
 APP = group("cache_app")[0]
@@ -89,8 +89,9 @@ def test_rerun_after_failover_changes_nothing_and_keeps_the_new_primary(
 
 
 def test_verify_playbook_checks_the_live_topology_after_the_failover(playbook):
-    run = playbook("playbooks/verify.yml")
+    run = playbook("playbooks/verify.yml", "-vvv")
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert leaks(run.stdout + run.stderr, cluster_secrets()) == []
     assert "primary, SET demo:verify" in run.stdout
     assert run.stdout.count("replica in sync, GET demo:verify -> same value") == 2
 

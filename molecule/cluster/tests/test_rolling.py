@@ -3,8 +3,10 @@ under a client loop with no failed answer. Runs after test_failover.py."""
 
 from __future__ import annotations
 
-from conftest import ClientLoop, current_primary, group
-from helpers import wait_for
+import json
+
+from conftest import ClientLoop, cluster_secrets, current_primary, group
+from helpers import leaks, wait_for
 
 REDIS = group("redis")
 
@@ -32,8 +34,9 @@ def test_rolling_restart_under_load(connect, playbook, sentinel, address):
     before = current_primary(sentinel, address)
     run_ids = {h: connect(h).info("server")["run_id"] for h in REDIS}
     with ClientLoop(f"http://{address[group('cache_app')[0]]}:5000") as loop:
-        run = playbook("playbooks/rolling_restart.yml")
+        run = playbook("playbooks/rolling_restart.yml", "-vvv")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert leaks(run.stdout + run.stderr, cluster_secrets()) == []
     statuses = [status for _, status, _, _ in loop.results]
     assert statuses, "the client loop made no request"
     assert set(statuses) == {200}, loop.results
@@ -52,3 +55,28 @@ def _whole(connect) -> bool:
         for i in infos
         if i["role"] == "slave"
     )
+
+
+def _hz(connect) -> set[str]:
+    return {connect(h).config_get("hz")["hz"] for h in REDIS}
+
+
+def test_a_setting_that_needs_a_restart_goes_the_rolling_way(connect, playbook, sentinel, address):
+    """site.yml with a changed setting restarts replicas one at a time, fails over, then restarts
+    the former primary: no failed answer, and one primary at the end. And back again."""
+    assert wait_for(lambda: _whole(connect), timeout=90)
+    for extra in ({"redis_extra_config": {"hz": 12}}, {}):
+        run_ids = {h: connect(h).info("server")["run_id"] for h in REDIS}
+        before = current_primary(sentinel, address)
+        with ClientLoop(f"http://{address[group('cache_app')[0]]}:5000") as loop:
+            run = playbook("site.yml", "-e", json.dumps(extra))
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+        statuses = [status for _, status, _, _ in loop.results]
+        assert len(statuses) > 20, "the client loop made too few requests"
+        assert set(statuses) == {200}, [r for r in loop.results if r[1] != 200]
+        assert _hz(connect) == {"12" if extra else "10"}
+        after = {h: connect(h).info("server")["run_id"] for h in REDIS}
+        assert all(after[h] != run_ids[h] for h in REDIS), "a Redis was not restarted"
+        # The primary's host restarted after Sentinel moved the primary role away from it.
+        assert current_primary(sentinel, address) != before
+        assert wait_for(lambda: _whole(connect), timeout=90)

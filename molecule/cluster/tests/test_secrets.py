@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import USERS, group, secret
+from conftest import cluster_secrets, group
 from helpers import files_others_can_read_holding, leaks
 
 
 @pytest.fixture(scope="module")
 def secrets() -> list[str]:
-    return [secret(name) for name in [*USERS.values(), "sentinel_password"]]
+    return cluster_secrets()
 
 
 def test_converge_log_at_vvv_holds_no_secret(playbook, secrets):

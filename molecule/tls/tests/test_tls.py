@@ -14,12 +14,12 @@ import redis
 from cryptography import x509
 
 from conftest import current_primary, group, secret
-from helpers import ACL_USERS, TLS_CA, recap, redis_client, run_playbook, wait_for
+from helpers import ACL_USERS, SENTINEL_USERS, TLS_CA, recap, redis_client, run_playbook, wait_for
 
 REDIS = group("redis")
 APP = group("cache_app")[0]
 # (port, whose password, user): each Redis, each Sentinel.
-SERVICES = [(6379, ACL_USERS["admin"], "admin"), (26379, "sentinel_password", None)]
+SERVICES = [(6379, ACL_USERS["admin"], "admin"), (26379, SENTINEL_USERS["admin"], "admin")]
 
 
 def test_scenario_runs_with_tls():

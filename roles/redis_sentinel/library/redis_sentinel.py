@@ -8,8 +8,8 @@ DOCUMENTATION = r"""
 module: redis_sentinel
 short_description: Keep a Sentinel's monitored primary settings in line, report its view, fail over
 description:
-  - Talks to one Redis Sentinel with redis-py (C(python3-redis) on the target); passwords travel in
-    the module's arguments, never on a command line.
+  - Talks to one Redis Sentinel with redis-py (C(python3-redis) on the target), logged in as its
+    admin ACL user; passwords travel in the module's arguments, never on a command line.
   - Sentinel owns its configuration file (it rewrites it at runtime), so settings are applied at
     runtime with C(SENTINEL SET), which Sentinel persists itself. Only settings that differ are set.
   - Reports the Sentinel's view: the primary's address, its replicas and the other Sentinels, and
@@ -17,9 +17,13 @@ description:
 options:
   login_host: {type: str, default: 127.0.0.1, description: Sentinel address.}
   login_port: {type: int, default: 26379, description: Sentinel port.}
+  login_user: {type: str, default: admin, description: Sentinel's ACL user with admin rights.}
+  login_password: {type: str, required: true, description: Its password.}
+  login_previous_password:
+    type: str
+    description: Tried when Sentinel refuses I(login_password) (the admin's password is rotating).
   tls: {type: bool, default: false, description: Talk TLS (the server's certificate is verified).}
   ca_certs: {type: path, description: CA certificate that signed the server's (with tls).}
-  login_password: {type: str, description: Sentinel's own password (its requirepass).}
   socket_timeout: {type: float, default: 2.0, description: Connect and read timeout, in seconds.}
   name: {type: str, required: true, description: Name of the monitored primary.}
   settings:
@@ -34,6 +38,15 @@ options:
     type: str
     description: Its password (C(SENTINEL SET auth-pass)). Sentinel does not show it, so it is
       compared with the line Sentinel keeps in I(config_file).
+  sentinel_user:
+    type: str
+    description: ACL user this Sentinel logs in to the other Sentinels as
+      (C(SENTINEL CONFIG SET sentinel-user)).
+  sentinel_pass:
+    type: str
+    description: Its password (C(SENTINEL CONFIG SET sentinel-pass)); compared with what Sentinel
+      holds, never shown. Sentinel drops its links to the other Sentinels when either changes, and
+      they log in again at once.
   config_file:
     type: path
     default: /etc/redis/sentinel.conf
@@ -58,20 +71,22 @@ settings: {description: "The readable settings after the run", type: dict}
 """
 
 import time
-import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-try:
-    import redis
-except ImportError:
-    redis = None
-    REDIS_IMPORT_ERROR = traceback.format_exc()
-else:
-    REDIS_IMPORT_ERROR = None
+from ansible.module_utils.redis_sentinel_client import (
+    LOGIN_ARGUMENT_SPEC,
+    REDIS_IMPORT_ERROR,
+    LoginError,
+    connect,
+    pairs,
+    redis,
+    text,
+    where,
+)
 
 READABLE = ("down-after-milliseconds", "failover-timeout", "parallel-syncs", "quorum")
 CREDENTIALS = ("auth-user", "auth-pass")
+LINKS = ("sentinel-user", "sentinel-pass")
 
 
 def _credentials(path, name):
@@ -88,25 +103,28 @@ def _credentials(path, name):
 def _raw_master(client, name):
     """SENTINEL MASTER as a flat str->str dict (redis-py's parser differs between versions)."""
     reply = client.execute_command("SENTINEL", "MASTER", name)
-    return _pairs(reply)
+    return pairs(reply)
 
 
-def _pairs(reply):
-    if isinstance(reply, dict):
-        return {_text(k): _text(v) for k, v in reply.items()}
-    items = [_text(x) for x in reply]
-    return dict(zip(items[::2], items[1::2], strict=True))
+def _given(params, keys):
+    """The options given for these Sentinel keys (option auth_pass for key auth-pass)."""
+    values = {key: params[key.replace("-", "_")] for key in keys}
+    return {key: value for key, value in values.items() if value is not None}
 
 
-def _text(value):
-    return value.decode() if isinstance(value, bytes) else str(value)
+def _links(client):
+    """The user and password this Sentinel logs in to the other Sentinels with."""
+    found = {}
+    for key in LINKS:
+        found.update(pairs(client.execute_command("SENTINEL", "CONFIG", "GET", key)))
+    return {key: found.get(key) or None for key in LINKS}
 
 
 def _view(client, name):
     master = _raw_master(client, name)
-    replicas = [_pairs(r) for r in client.execute_command("SENTINEL", "REPLICAS", name) or []]
+    replicas = [pairs(r) for r in client.execute_command("SENTINEL", "REPLICAS", name) or []]
     try:
-        message = _text(client.execute_command("SENTINEL", "CKQUORUM", name))
+        message = text(client.execute_command("SENTINEL", "CKQUORUM", name))
         quorum_ok = True
     except redis.ResponseError as error:
         message, quorum_ok = str(error), False
@@ -136,16 +154,13 @@ def _view(client, name):
 def main():
     module = AnsibleModule(
         argument_spec={
-            "login_host": {"type": "str", "default": "127.0.0.1"},
-            "login_port": {"type": "int", "default": 26379},
-            "tls": {"type": "bool", "default": False},
-            "ca_certs": {"type": "path"},
-            "login_password": {"type": "str", "no_log": True},
-            "socket_timeout": {"type": "float", "default": 2.0},
+            **LOGIN_ARGUMENT_SPEC,
             "name": {"type": "str", "required": True},
             "settings": {"type": "dict", "default": {}},
             "auth_user": {"type": "str"},
             "auth_pass": {"type": "str", "no_log": True},
+            "sentinel_user": {"type": "str"},
+            "sentinel_pass": {"type": "str", "no_log": True},
             "config_file": {"type": "path", "default": "/etc/redis/sentinel.conf"},
             "failover": {"type": "bool", "default": False},
             "failover_wait": {"type": "float", "default": 60},
@@ -159,28 +174,24 @@ def main():
     if unknown:
         module.fail_json(msg=f"settings: unsupported {unknown}; supported: {list(READABLE)}")
 
-    client = redis.Redis(
-        host=params["login_host"],
-        port=params["login_port"],
-        password=params["login_password"],
-        ssl=params["tls"],
-        ssl_ca_certs=params["ca_certs"],
-        socket_timeout=params["socket_timeout"],
-        socket_connect_timeout=params["socket_timeout"],
-    )
     name = params["name"]
     try:
+        client, _user = connect(params)
         before = _view(client, name)
         wanted = {key: int(value) for key, value in params["settings"].items()}
         differ = {k: v for k, v in wanted.items() if before["settings"][k] != v}
-        wanted_credentials = {"auth-user": params["auth_user"], "auth-pass": params["auth_pass"]}
-        wanted_credentials = {k: v for k, v in wanted_credentials.items() if v is not None}
+        wanted_credentials = _given(params, CREDENTIALS)
         current = _credentials(params["config_file"], name) if wanted_credentials else {}
         stale = {k: v for k, v in wanted_credentials.items() if current.get(k) != v}
+        wanted_links = _given(params, LINKS)
+        links = _links(client) if wanted_links else {}
+        relink = {k: v for k, v in wanted_links.items() if links.get(k) != v}
         if not module.check_mode:
             for key, value in {**differ, **stale}.items():
                 client.execute_command("SENTINEL", "SET", name, key, str(value))
-        changed = bool(differ or stale)
+            for key, value in relink.items():
+                client.execute_command("SENTINEL", "CONFIG", "SET", key, value)
+        changed = bool(differ or stale or relink)
         if params["failover"] and not module.check_mode:
             old = (before["primary"]["ip"], before["primary"]["port"])
             client.execute_command("SENTINEL", "FAILOVER", name)
@@ -199,14 +210,16 @@ def main():
         elif params["failover"]:
             changed = True
         after = before if module.check_mode else _view(client, name)
+    except LoginError as error:
+        module.fail_json(msg=str(error))
     except redis.RedisError as error:
-        module.fail_json(
-            msg=f"Sentinel {params['login_host']}:{params['login_port']}, primary {name!r}: {error}"
-        )
+        module.fail_json(msg=f"{where(params)}, primary {name!r}: {error}")
     # Credentials show as "(changed)", never their values.
     diff = {
         "before": {k: before["settings"][k] for k in sorted(wanted)},
-        "after": {k: wanted[k] for k in sorted(wanted)} | {k: "(changed)" for k in sorted(stale)},
+        "after": {k: wanted[k] for k in sorted(wanted)}
+        | {k: "(changed)" for k in sorted(stale)}
+        | {k: "(changed)" for k in sorted(relink)},
     }
     module.exit_json(changed=changed, diff=diff, **after)
 
