@@ -57,14 +57,12 @@ import re
 import secrets
 from contextlib import contextmanager
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.redis_admin import (
     LOGIN_ARGUMENT_SPEC,
-    REDIS_IMPORT_ERROR,
-    LoginError,
-    NotRunning,
-    Unconfigured,
+    client_for,
     connect,
+    connect_or_exit,
     login_refused,
     redis,
 )
@@ -150,16 +148,7 @@ def _words(line):
 
 
 def _accepted(params, user, password):
-    client = redis.Redis(
-        host=params["login_host"],
-        port=params["login_port"],
-        username=user,
-        password=password,
-        ssl=params["tls"],
-        ssl_ca_certs=params["ca_certs"],
-        socket_timeout=5,
-        socket_connect_timeout=5,
-    )
+    client = client_for(params, user, password)
     # The connection's AUTH alone: a user like `replication` may run nothing else worth asking.
     connection = client.connection_pool.make_connection()
     try:
@@ -193,16 +182,8 @@ def main():
         ],
         supports_check_mode=True,
     )
-    if redis is None:
-        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
     params = module.params
-    try:
-        client = connect(module)
-    except (NotRunning, Unconfigured) as reason:
-        # It reads its files when it (re)starts, later in the role.
-        module.exit_json(changed=False, running=False, msg=str(reason))
-    except LoginError as reason:
-        module.fail_json(msg=str(reason))
+    client = connect_or_exit(module)
 
     if params["state"] == "checked":
         accepted = {

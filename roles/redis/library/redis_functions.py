@@ -34,14 +34,10 @@ options:
 
 import re
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.redis_admin import (
     LOGIN_ARGUMENT_SPEC,
-    REDIS_IMPORT_ERROR,
-    LoginError,
-    NotRunning,
-    Unconfigured,
-    connect,
+    connect_or_exit,
     redis,
 )
 
@@ -65,21 +61,13 @@ def main():
         },
         supports_check_mode=True,
     )
-    if redis is None:
-        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
     wanted = {}
     for index, code in enumerate(module.params["libraries"]):
         match = NAME_RE.match(code)
         if not match:
             module.fail_json(msg=f"libraries[{index}]: the code must start with '#!lua name=NAME'")
         wanted[match.group(1)] = code
-    try:
-        client = connect(module)
-    except (NotRunning, Unconfigured) as reason:
-        # It reads its files when it (re)starts, later in the role.
-        module.exit_json(changed=False, running=False, msg=str(reason))
-    except LoginError as reason:
-        module.fail_json(msg=str(reason))
+    client = connect_or_exit(module)
 
     if client.execute_command("ROLE")[0] != "master":
         module.exit_json(changed=False, running=True, primary=False)

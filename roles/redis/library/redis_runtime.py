@@ -26,30 +26,16 @@ options:
   wait: {type: int, default: 60, description: Seconds to wait for a usable connection.}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.redis_admin import (
     LOGIN_ARGUMENT_SPEC,
-    REDIS_IMPORT_ERROR,
-    LoginError,
-    NotRunning,
-    Unconfigured,
-    connect,
-    redis,
+    connect_or_exit,
 )
 
 
 def main():
     module = AnsibleModule(argument_spec=LOGIN_ARGUMENT_SPEC, supports_check_mode=True)
-    if redis is None:
-        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
-    try:
-        client = connect(module)
-    except NotRunning:
-        module.exit_json(changed=False, state="stopped")
-    except Unconfigured:
-        module.exit_json(changed=False, state="unconfigured")
-    except LoginError as reason:
-        module.fail_json(msg=str(reason))
+    client = connect_or_exit(module)
     server = client.info("server")
     seconds, microseconds = client.time()
     started = seconds + microseconds / 1e6 - int(server["uptime_in_seconds"]) - 1

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 import traceback
 
+from ansible.module_utils.basic import missing_required_lib
+
 try:
     import redis
     from redis.backoff import NoBackoff
@@ -62,17 +64,26 @@ def _refused(error: Exception) -> bool:
     return "Connection refused" in str(error) or "Error 111" in str(error)
 
 
-def _unconfigured(params) -> bool:
-    """True when the server lets anyone in without a password, as Debian's package starts it."""
-    client = redis.Redis(
+def client_for(params, username=None, password=None):
+    """A client of the instance the login options name: TLS as asked, short timeouts, one try per
+    call (callers decide how long to wait; newer redis-py retries by default)."""
+    return redis.Redis(
         host=params["login_host"],
         port=params["login_port"],
+        username=username,
+        password=password,
         ssl=params["tls"],
         ssl_ca_certs=params["ca_certs"],
         socket_timeout=5,
         socket_connect_timeout=5,
+        decode_responses=True,
         retry=Retry(NoBackoff(), 0),
     )
+
+
+def _unconfigured(params) -> bool:
+    """True when the server lets anyone in without a password, as Debian's package starts it."""
+    client = client_for(params)
     try:
         return client.ping() and not client.config_get("aclfile").get("aclfile")
     except redis.RedisError:
@@ -91,19 +102,7 @@ def connect(module):
     while True:
         last = None
         for password in passwords:
-            client = redis.Redis(
-                host=params["login_host"],
-                port=port,
-                username=params["login_user"],
-                password=password,
-                ssl=params["tls"],
-                ssl_ca_certs=params["ca_certs"],
-                socket_timeout=5,
-                socket_connect_timeout=5,
-                decode_responses=True,
-                # One try per call: this loop decides how long to wait (newer redis-py retries).
-                retry=Retry(NoBackoff(), 0),
-            )
+            client = client_for(params, params["login_user"], password)
             try:
                 client.ping()
                 return client
@@ -125,3 +124,19 @@ def connect(module):
         if time.monotonic() >= deadline:
             raise LoginError(f"port {port}: no answer after {params['wait']} s: {last}")
         time.sleep(1)
+
+
+def connect_or_exit(module):
+    """connect(), with the answers every module of the role gives: redis-py missing fails; a
+    stopped instance, or one still on the package's defaults, ends the task unchanged (it reads
+    its files when it starts, later in the role); a refused login fails."""
+    if redis is None:
+        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+    try:
+        return connect(module)
+    except NotRunning as reason:
+        module.exit_json(changed=False, running=False, state="stopped", msg=str(reason))
+    except Unconfigured as reason:
+        module.exit_json(changed=False, running=False, state="unconfigured", msg=str(reason))
+    except LoginError as reason:
+        module.fail_json(msg=str(reason))
