@@ -191,3 +191,16 @@ def test_checked_says_which_candidate_passwords_each_user_logs_in_with(python, s
     result = run_module(python, port, state="checked", logins=logins)
     assert result["accepted"] == {"app": [False, True], "nobody": [False]}
     assert APP_HASH_OF not in json.dumps(result)
+
+
+def test_a_plain_server_where_tls_is_wanted_waits_for_its_restart(python, server):
+    # The package's first start, or TLS turned on for a running instance: the port speaks plain
+    # RESP until the restart that reads the new files. That is "not yet configured", found
+    # without a login in clear, not a minute of TLS timeouts ending in a failed task.
+    port, acl, _client = server
+    started = time.monotonic()
+    result = run_module(python, port, state="loaded", path=str(acl), tls=True, wait=30)
+    assert not result.get("failed"), result.get("msg")
+    assert result["state"] == "unconfigured"
+    assert "without TLS" in result["msg"]
+    assert time.monotonic() - started < 25

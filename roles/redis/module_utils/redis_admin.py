@@ -2,8 +2,9 @@
 
 Every module takes the same login options (address, ACL user, password, a previous password tried
 while the user's own password rotates, TLS). A refused connection to a unit that systemd reports
-stopped means "not running"; anything else (still loading after a sync, a TLS failure, a timeout,
-a refused connection while the unit runs) is waited on and then fails the task.
+stopped means "not running"; a port that answers plain RESP while TLS is wanted, or a server
+without a users file, means "not yet configured"; anything else (still loading after a sync, a TLS
+failure, a timeout, a refused connection while the unit runs) is waited on and then fails the task.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class NotRunning(Exception):
 
 
 class Unconfigured(Exception):
-    """It still runs as the package started it (no users file): a restart configures it."""
+    """It still runs as the package started it (no users file), or without the TLS it is to
+    have: a restart configures it."""
 
 
 class LoginError(Exception):
@@ -92,6 +94,22 @@ def _unconfigured(params) -> bool:
         client.close()
 
 
+def _answers_without_tls(params) -> bool:
+    """True when the port speaks plain RESP although TLS is wanted: the package's first start, or
+    an instance that turns TLS on at its next restart. Asked without credentials, so no password
+    ever leaves in clear; any answer, NOAUTH included, tells a plain server from a TLS one."""
+    client = client_for({**params, "tls": False, "ca_certs": None})
+    try:
+        client.ping()
+        return True
+    except (redis.ResponseError, redis.AuthenticationError):
+        return True  # NOAUTH: an answer in plain RESP
+    except redis.RedisError as error:
+        return "NOAUTH" in str(error)
+    finally:
+        client.close()
+
+
 def connect(module):
     """A redis.Redis that has answered PING as the login user; else NotRunning, Unconfigured or
     LoginError."""
@@ -110,11 +128,14 @@ def connect(module):
                 if login_refused(error):
                     last = error  # try the previous password, then report it
                     continue
-                if not isinstance(error, redis.ConnectionError):  # LOADING, and any other answer
-                    last = error
+                if not isinstance(error, (redis.ConnectionError, redis.TimeoutError)):
+                    last = error  # LOADING, and any other answer
                     break
                 if _refused(error) and not _unit_active(module, params["unit"]):
                     raise NotRunning(f"port {port}: not running") from None
+                if params["tls"] and not _refused(error) and _answers_without_tls(params):
+                    reason = f"port {port}: answers without TLS until it restarts"
+                    raise Unconfigured(reason) from None
                 last = error
                 break
         if last is not None and login_refused(last):
