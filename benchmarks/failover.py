@@ -1,10 +1,10 @@
 """Benchmark: the cluster's converge times and the failover window as the app sees it.
 
 On molecule's `cluster` scenario (3 Redis + Sentinel hosts, 1 app host, with the group_vars of
-inventory/production.example): converges fresh hosts and times it, times an idempotent re-run,
-then kills the primary's redis-server (SIGKILL) while a client asks the app for a new key every
-20 ms. The window is the time from the first answer the cache could not take (X-Cache: BYPASS, or
-any error) to the first value cached again. Measured with the shipped Sentinel settings
+inventory/production.example, TLS on): converges fresh hosts and times it, times an idempotent
+re-run, then kills the primary's redis-server (SIGKILL) while a client asks the app for a new key
+every 20 ms. The window is the time from the first answer the cache could not take (X-Cache:
+BYPASS, or any error) to the first value cached again. Measured with the shipped Sentinel settings
 (down-after 3000 ms) and with Sentinel's default (30000 ms), side by side.
 
 Writes benchmarks/results/failover.md. Usage: make bench-failover (takes about 5 minutes).
@@ -50,14 +50,18 @@ def ip(host: str) -> str:
     return next(iter(networks.values()))["IPAddress"]
 
 
-def secret(name: str) -> str:
-    """A secret the scenario generated, from molecule's ephemeral directory (newest first)."""
+def ephemeral(name: str) -> Path:
+    """A file the scenario generated, in molecule's ephemeral directory (newest first)."""
     base = Path.home() / ".ansible" / "tmp"
-    matches = sorted(base.glob(f"molecule.*.cluster/secrets/{name}"), key=os.path.getmtime)
-    return matches[-1].read_text().strip()
+    return sorted(base.glob(f"molecule.*.cluster/{name}"), key=os.path.getmtime)[-1]
+
+
+def secret(name: str) -> str:
+    return ephemeral(f"secrets/{name}").read_text().strip()
 
 
 def client(host: str, port: int, password: str, username: str | None = None) -> redis.Redis:
+    """The scenario speaks TLS only, with its own CA."""
     return redis.Redis(
         host=ip(host),
         port=port,
@@ -65,6 +69,8 @@ def client(host: str, port: int, password: str, username: str | None = None) -> 
         password=password,
         socket_timeout=2,
         decode_responses=True,
+        ssl=True,
+        ssl_ca_certs=str(ephemeral("pki/ca.crt")),
     )
 
 

@@ -76,7 +76,7 @@ def recap(output: str) -> str:
     return plain[plain.rfind("PLAY RECAP") :]
 
 
-# The scenario's CA certificate when its Redis and Sentinels speak TLS only (molecule/tls).
+# The scenario's CA certificate when its Redis and Sentinels speak TLS only (molecule/cluster).
 TLS_CA = os.environ.get("MOLECULE_REDIS_TLS_CA") or None
 
 

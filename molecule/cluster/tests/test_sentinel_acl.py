@@ -1,7 +1,7 @@
 """Sentinel's ACL users as deployed: the app's credential may only ask where the primary and the
 replicas are, the admin may still change Sentinel, and the Sentinels link as their peer user.
 In the cluster scenario it runs after test_rotation.py (the secret files then hold the rotated
-passwords); the tls scenario runs it too, over TLS."""
+passwords), over TLS as the scenario runs."""
 
 from __future__ import annotations
 

@@ -1,1 +1,0 @@
-../../cluster/tests/test_failover.py

@@ -1,1 +1,0 @@
-../../cluster/tests/test_sentinel_acl.py
