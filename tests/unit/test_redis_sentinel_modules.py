@@ -82,6 +82,11 @@ def python(request) -> str:
     return request.param
 
 
+# The long multi-step cases run under Debian's redis-py only, as the hosts run the modules;
+# every reply they parse is also parsed by a case run under both.
+HOST_ONLY = pytest.mark.parametrize("python", INTERPRETERS[1:], ids=["debian"])
+
+
 def run_module(
     python: str, module: str, port: int, *, check: bool = False, **args
 ) -> tuple[dict, str]:
@@ -124,9 +129,43 @@ def _rendered_users(passwords: str) -> str:
     return _run_with_role(json.loads(passwords), task)["msg"]
 
 
+# Ports the file is rendered with once per set of overrides, then replaced on their two lines.
+SENTINEL_PORT_MARK, PRIMARY_PORT_MARK = 1, 2
+
+
 def first_file(dest: Path, port: int, primary_port: int, **overrides) -> str:
     """The role's sentinel.conf for a Sentinel on `port` watching a primary on `primary_port`,
     written by Ansible's template module as on a host; paths under `dest`'s folder."""
+    lines = []
+    for line in _rendered_file(json.dumps(overrides, sort_keys=True)).splitlines():
+        words = line.split()
+        if words[:2] == ["port", str(SENTINEL_PORT_MARK)]:
+            line = f"port {port}"
+        elif words[:2] == ["sentinel", "monitor"] and words[4] == str(PRIMARY_PORT_MARK):
+            line = " ".join([*words[:4], str(primary_port), *words[5:]])
+        lines.append(line)
+    dest.write_text("\n".join(lines) + "\n")
+    dest.chmod(0o600)
+    local = {"dir": dest.parent, "pidfile": '""', "logfile": '""', "daemonize": "no"}
+    lines = [
+        f"{line.split()[0]} {local[line.split()[0]]}"
+        if line.split()[:1] in [[k] for k in local]
+        else line
+        for line in dest.read_text().splitlines()
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@functools.cache
+def _rendered_file(overrides: str) -> str:
+    """The role's template rendered by Ansible's template module, with the port marks."""
+    with tempfile.TemporaryDirectory() as work:
+        dest = Path(work) / "sentinel.conf"
+        _render(dest, SENTINEL_PORT_MARK, PRIMARY_PORT_MARK, **json.loads(overrides))
+        return dest.read_text()
+
+
+def _render(dest: Path, port: int, primary_port: int, **overrides) -> None:
     task = {
         "ansible.builtin.template": {
             "src": str(ROLE / "templates/etc/redis/sentinel.conf.j2"),
@@ -145,14 +184,6 @@ def first_file(dest: Path, port: int, primary_port: int, **overrides) -> str:
         "redis_tls": False,
     }
     _run_with_role({**settings, **overrides}, task)
-    local = {"dir": dest.parent, "pidfile": '""', "logfile": '""', "daemonize": "no"}
-    lines = [
-        f"{line.split()[0]} {local[line.split()[0]]}"
-        if line.split()[:1] in [[k] for k in local]
-        else line
-        for line in dest.read_text().splitlines()
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def _run_with_role(overrides: dict, task: dict) -> dict:
@@ -441,6 +472,7 @@ def test_a_user_added_at_runtime_is_removed(cluster, one_sentinel, python):
     assert "intruder" not in cluster.sentinels[one_sentinel].conf.read_text()
 
 
+@HOST_ONLY
 def test_previous_passwords_are_checked_accepted_then_removed(cluster, one_sentinel, python):
     """The rotation's steps: check the previous passwords are in force, accept both, then only
     the new one; the admin logs in with its previous password while Sentinel knows only that."""
@@ -487,6 +519,7 @@ def test_previous_passwords_are_checked_accepted_then_removed(cluster, one_senti
         assert cluster.logs_in(one_sentinel, user, new[user])
 
 
+@HOST_ONLY
 def test_a_sentinel_from_before_its_users_gets_them(cluster, python):
     """Deployed with only `requirepass` (the admin's password now): the module logs in as
     `default`, creates the users, then turns `default` off."""
@@ -523,6 +556,28 @@ def test_links_between_sentinels_are_set_and_never_shown(cluster, one_sentinel, 
     assert again["changed"] is False, again
 
 
+def test_sentinels_own_settings_are_set_at_runtime_and_reported(cluster, one_sentinel, python):
+    admin = cluster.admin(one_sentinel)
+    args = {"name": NAME, "global_settings": {"announce-hostnames": "yes"}}
+    checked, _ = run_module(python, "redis_sentinel", one_sentinel, check=True, **args)
+    assert checked["changed"], checked
+    assert checked["diff"] == {
+        "before": {"announce-hostnames": "no"},
+        "after": {"announce-hostnames": "yes"},
+    }
+    assert _sentinel_config(admin, "announce-hostnames") == "no"
+    result, _ = run_module(python, "redis_sentinel", one_sentinel, **args)
+    assert result["changed"], result.get("msg")
+    assert result["global_settings"] == {"announce-hostnames": "yes"}
+    assert _sentinel_config(admin, "announce-hostnames") == "yes"
+    again, _ = run_module(python, "redis_sentinel", one_sentinel, **args)
+    assert again["changed"] is False, again
+    wrong, _ = run_module(python, "redis_sentinel", one_sentinel, name="other")
+    assert wrong["failed"]
+    assert "monitors no primary named 'other'" in wrong["msg"]
+
+
+@HOST_ONLY
 def test_the_peer_password_rotates_in_the_playbooks_order_and_the_sentinels_stay_linked(
     cluster, python
 ):

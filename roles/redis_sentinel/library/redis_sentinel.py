@@ -31,6 +31,11 @@ options:
     default: {}
     description: Readable per-primary settings (down-after-milliseconds, failover-timeout,
       parallel-syncs, quorum) to keep at these values.
+  global_settings:
+    type: dict
+    default: {}
+    description: Sentinel's own settings (resolve-hostnames, announce-hostnames, announce-ip,
+      announce-port) to keep at these values with C(SENTINEL CONFIG SET).
   auth_user:
     type: str
     description: ACL user this Sentinel logs in to Redis as (C(SENTINEL SET auth-user)).
@@ -68,6 +73,8 @@ sentinels: {description: "How many other Sentinels this one knows", type: int}
 quorum_ok: {description: "SENTINEL CKQUORUM's verdict", type: bool}
 quorum_message: {description: "SENTINEL CKQUORUM's answer or error", type: str}
 settings: {description: "The readable settings after the run", type: dict}
+global_settings: {description: "The Sentinel settings asked for, after the run", type: dict}
+started: {description: "When this Sentinel started (epoch seconds, from its uptime)", type: float}
 """
 
 import time
@@ -87,6 +94,7 @@ from ansible.module_utils.redis_sentinel_client import (
 READABLE = ("down-after-milliseconds", "failover-timeout", "parallel-syncs", "quorum")
 CREDENTIALS = ("auth-user", "auth-pass")
 LINKS = ("sentinel-user", "sentinel-pass")
+GLOBAL = ("resolve-hostnames", "announce-hostnames", "announce-ip", "announce-port")
 
 
 def _credentials(path, name):
@@ -112,16 +120,25 @@ def _given(params, keys):
     return {key: value for key, value in values.items() if value is not None}
 
 
-def _links(client):
-    """The user and password this Sentinel logs in to the other Sentinels with."""
+def _config(client, keys):
+    """Sentinel's own settings (SENTINEL CONFIG GET), an unset one as None."""
     found = {}
-    for key in LINKS:
+    for key in keys:
         found.update(pairs(client.execute_command("SENTINEL", "CONFIG", "GET", key)))
-    return {key: found.get(key) or None for key in LINKS}
+    return {key: found.get(key) or None for key in keys}
 
 
 def _view(client, name):
-    master = _raw_master(client, name)
+    try:
+        master = _raw_master(client, name)
+    except redis.ResponseError as error:
+        if "No such master" not in str(error):
+            raise
+        known = [pairs(m)["name"] for m in client.execute_command("SENTINEL", "MASTERS") or []]
+        raise NotMonitored(
+            f"this Sentinel monitors no primary named {name!r} (it monitors {known}); a run does "
+            "not rename or replace the monitored primary (README, Sentinel)"
+        ) from None
     replicas = [pairs(r) for r in client.execute_command("SENTINEL", "REPLICAS", name) or []]
     try:
         message = text(client.execute_command("SENTINEL", "CKQUORUM", name))
@@ -148,7 +165,12 @@ def _view(client, name):
         "quorum_ok": quorum_ok,
         "quorum_message": message,
         "settings": {key: int(master[key]) for key in READABLE},
+        "started": time.time() - int(client.info("server")["uptime_in_seconds"]),
     }
+
+
+class NotMonitored(Exception):
+    """The Sentinel monitors no primary of that name."""
 
 
 def main():
@@ -157,6 +179,7 @@ def main():
             **LOGIN_ARGUMENT_SPEC,
             "name": {"type": "str", "required": True},
             "settings": {"type": "dict", "default": {}},
+            "global_settings": {"type": "dict", "default": {}},
             "auth_user": {"type": "str"},
             "auth_pass": {"type": "str", "no_log": True},
             "sentinel_user": {"type": "str"},
@@ -170,9 +193,10 @@ def main():
     if redis is None:
         module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
     params = module.params
-    unknown = sorted(set(params["settings"]) - set(READABLE))
-    if unknown:
-        module.fail_json(msg=f"settings: unsupported {unknown}; supported: {list(READABLE)}")
+    for option, supported in (("settings", READABLE), ("global_settings", GLOBAL)):
+        unknown = sorted(set(params[option]) - set(supported))
+        if unknown:
+            module.fail_json(msg=f"{option}: unsupported {unknown}; supported: {list(supported)}")
 
     name = params["name"]
     try:
@@ -184,14 +208,17 @@ def main():
         current = _credentials(params["config_file"], name) if wanted_credentials else {}
         stale = {k: v for k, v in wanted_credentials.items() if current.get(k) != v}
         wanted_links = _given(params, LINKS)
-        links = _links(client) if wanted_links else {}
+        links = _config(client, LINKS) if wanted_links else {}
         relink = {k: v for k, v in wanted_links.items() if links.get(k) != v}
+        wanted_global = {key: str(value) for key, value in params["global_settings"].items()}
+        global_before = _config(client, wanted_global)
+        reglobal = {k: v for k, v in wanted_global.items() if global_before[k] != v}
         if not module.check_mode:
             for key, value in {**differ, **stale}.items():
                 client.execute_command("SENTINEL", "SET", name, key, str(value))
-            for key, value in relink.items():
+            for key, value in {**relink, **reglobal}.items():
                 client.execute_command("SENTINEL", "CONFIG", "SET", key, value)
-        changed = bool(differ or stale or relink)
+        changed = bool(differ or stale or relink or reglobal)
         if params["failover"] and not module.check_mode:
             old = (before["primary"]["ip"], before["primary"]["port"])
             client.execute_command("SENTINEL", "FAILOVER", name)
@@ -210,18 +237,21 @@ def main():
         elif params["failover"]:
             changed = True
         after = before if module.check_mode else _view(client, name)
-    except LoginError as error:
+    except (LoginError, NotMonitored) as error:
         module.fail_json(msg=str(error))
     except redis.RedisError as error:
         module.fail_json(msg=f"{where(params)}, primary {name!r}: {error}")
     # Credentials show as "(changed)", never their values.
     diff = {
-        "before": {k: before["settings"][k] for k in sorted(wanted)},
+        "before": {k: before["settings"][k] for k in sorted(wanted)}
+        | {k: global_before[k] for k in sorted(wanted_global)},
         "after": {k: wanted[k] for k in sorted(wanted)}
+        | dict(sorted(wanted_global.items()))
         | {k: "(changed)" for k in sorted(stale)}
         | {k: "(changed)" for k in sorted(relink)},
     }
-    module.exit_json(changed=changed, diff=diff, **after)
+    global_after = global_before if module.check_mode else _config(client, wanted_global)
+    module.exit_json(changed=changed, diff=diff, global_settings=global_after, **after)
 
 
 if __name__ == "__main__":
