@@ -1,4 +1,6 @@
-"""No secret of the cluster leaks, on any host: -vvv converge log, readable files, ps, journal."""
+"""No secret of the cluster leaks on any host: readable files, ps, journal. The playbooks' -vvv
+logs are scanned where they run: site.yml (test_failover.py), verify.yml, rolling_restart.yml,
+rotate_passwords.yml."""
 
 from __future__ import annotations
 
@@ -11,12 +13,6 @@ from helpers import files_others_can_read_holding, leaks
 @pytest.fixture(scope="module")
 def secrets() -> list[str]:
     return cluster_secrets()
-
-
-def test_converge_log_at_vvv_holds_no_secret(playbook, secrets):
-    run = playbook("site.yml", "-vvv")
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    assert leaks(run.stdout + run.stderr, secrets) == []
 
 
 @pytest.mark.parametrize("name", group("all"))
