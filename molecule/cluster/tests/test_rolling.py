@@ -58,13 +58,14 @@ def _whole(connect) -> bool:
 
 
 def test_a_setting_that_needs_a_restart_goes_the_rolling_way(connect, playbook, sentinel, address):
-    """site.yml with a changed setting restarts replicas one at a time, fails over, then restarts
-    the former primary: no failed answer, and one primary at the end."""
+    """A changed setting (applied with playbooks/redis.yml, the Redis part of site.yml) restarts
+    replicas one at a time, fails over, then restarts the former primary: no failed answer, and
+    one primary at the end."""
     assert wait_for(lambda: _whole(connect), timeout=90)
     run_ids = {h: connect(h).info("server")["run_id"] for h in REDIS}
     before = current_primary(sentinel, address)
     with ClientLoop(f"http://{address[group('cache_app')[0]]}:5000") as loop:
-        run = playbook("site.yml", "-e", json.dumps({"redis_extra_config": {"hz": 12}}))
+        run = playbook("playbooks/redis.yml", "-e", json.dumps({"redis_extra_config": {"hz": 12}}))
     try:
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
         statuses = [status for _, status, _, _ in loop.results]
@@ -79,6 +80,6 @@ def test_a_setting_that_needs_a_restart_goes_the_rolling_way(connect, playbook, 
         assert current_primary(sentinel, address) != before
         assert wait_for(lambda: _whole(connect), timeout=90)
     finally:
-        restored = playbook("site.yml")
+        restored = playbook("playbooks/redis.yml")
     assert restored.returncode == 0, restored.stdout[-4000:] + restored.stderr[-2000:]
     assert wait_for(lambda: _whole(connect), timeout=90)

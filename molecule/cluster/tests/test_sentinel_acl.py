@@ -17,9 +17,7 @@ from helpers import (
     SENTINEL_USERS,
     TLS_CA,
     files_holding,
-    recap,
     redis_client,
-    run_playbook,
     wait_for,
 )
 
@@ -160,11 +158,3 @@ def _answers(client: redis.Redis) -> bool:
     except redis.RedisError:
         time.sleep(0.5)
         return False
-
-
-def test_check_mode_on_the_converged_sentinels_changes_nothing():
-    run = run_playbook("playbooks/redis_sentinel.yml", "--check", "--diff")
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
-    assert re.findall(r"changed=(\d+)", recap(run.stdout)) == ["0"] * len(SENTINELS), recap(
-        run.stdout
-    )

@@ -72,7 +72,10 @@ def test_a_changed_start_up_setting_is_reported_then_applied_one_sentinel_at_a_t
         check.stdout
     )
     # The task's label names the line, before and after (the file's diff would show a secret).
-    wider = rf"bind: 127\.0\.0\.1 -::1 (\S+) -> 127\.0\.0\.1 -::1 \1 {re.escape(EXTRA_ADDRESS)}"
+    wider = (
+        r"changed: \[[^]]+\] => \(item=bind: 127\.0\.0\.1 -::1 (\S+) -> 127\.0\.0\.1 -::1 \1 "
+        + re.escape(EXTRA_ADDRESS)
+    )
     assert len(re.findall(wider, check.stdout)) == len(SENTINELS), check.stdout[-4000:]
     assert _run_ids(sentinel) == before, "--check restarted a Sentinel"
     assert not any(_listens_on_the_extra_address(hosts, h) for h in SENTINELS)

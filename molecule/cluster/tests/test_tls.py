@@ -106,7 +106,9 @@ def test_keys_are_private_and_the_ca_key_stays_on_the_controller(hosts, host):
 
 
 def test_check_mode_on_the_converged_cluster_changes_nothing():
-    """Certificates are kept while valid: --check --diff shows no change and no failure."""
+    """Certificates are kept while valid: --check --diff shows no change and no failure. It runs
+    after the scenario's failover, rolling restarts, rotation and Sentinel changes: each left
+    nothing for site.yml to do (files, users, runtime settings, Sentinel's lines)."""
     run = run_playbook("site.yml", "--check", "--diff")
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert re.findall(r"changed=(\d+)", recap(run.stdout)) == ["0"] * 4, recap(run.stdout)
