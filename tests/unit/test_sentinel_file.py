@@ -90,3 +90,10 @@ def test_a_line_to_remove_is_a_change_and_the_last_line_of_a_key_counts():
     assert redis_sentinel_start_changes(content, {"port": 0, "tls-port": None}) == {
         "tls-port": {"before": "26379", "after": None}
     }
+
+
+def test_only_the_wanted_lines_are_read():
+    # A line of another kind that a shell-style split cannot read (an unbalanced quote in a
+    # user's rules) does not stop the comparison, nor does it appear anywhere.
+    content = 'user app on #ab "unbalanced\nport 0\nsentinel monitor cache 10.0.0.1 6379 2\n'
+    assert redis_sentinel_start_changes(content, {"port": 0}) == {}

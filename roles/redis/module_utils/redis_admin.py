@@ -134,6 +134,8 @@ def connect(module):
                 if _refused(error) and not _unit_active(module, params["unit"]):
                     raise NotRunning(f"port {port}: not running") from None
                 if params["tls"] and not _refused(error) and _answers_without_tls(params):
+                    # TLS comes with the restart the role then gives it. Under running
+                    # Sentinels, preflight has already refused such a switch (README, "TLS").
                     reason = f"port {port}: answers without TLS until it restarts"
                     raise Unconfigured(reason) from None
                 last = error

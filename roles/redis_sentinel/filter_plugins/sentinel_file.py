@@ -41,18 +41,18 @@ def redis_sentinel_start_changes(
     `logfile "/var/log/x"` (as Sentinel rewrites it) equals `logfile /var/log/x`. The last line
     of a key counts, as it does for Redis.
     """
+    keys = {key.lower() for key in wanted}
     found: dict[str, list[str]] = {}
     for raw in content.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
+        first = raw.split()[:2]
+        # Only the wanted keys' lines are parsed (users' and credentials' lines are not ours).
+        if not first or _key_of(first)[0] not in keys:
             continue
-        words = _words(line)
-        if words:
-            key, value = _key_of(words)
-            found[key] = value
+        key, value = _key_of(_words(raw.strip()))
+        found[key] = value
     changes: dict[str, dict[str, str | None]] = {}
     for key, value in wanted.items():
-        want = None if value is None else str(value).split()
+        want = None if value is None else _words(str(value))
         have = found.get(key.lower())
         if have != want:
             changes[key] = {

@@ -74,7 +74,9 @@ quorum_ok: {description: "SENTINEL CKQUORUM's verdict", type: bool}
 quorum_message: {description: "SENTINEL CKQUORUM's answer or error", type: str}
 settings: {description: "The readable settings after the run", type: dict}
 global_settings: {description: "The Sentinel settings asked for, after the run", type: dict}
-started: {description: "When this Sentinel started (epoch seconds, from its uptime)", type: float}
+linked_sentinels:
+  description: How many other Sentinels this one has a live link to (not disconnected or s_down)
+  type: int
 """
 
 import time
@@ -165,7 +167,11 @@ def _view(client, name):
         "quorum_ok": quorum_ok,
         "quorum_message": message,
         "settings": {key: int(master[key]) for key in READABLE},
-        "started": time.time() - int(client.info("server")["uptime_in_seconds"]),
+        "linked_sentinels": sum(
+            1
+            for peer in client.execute_command("SENTINEL", "SENTINELS", name) or []
+            if not {"disconnected", "s_down"} & set(pairs(peer)["flags"].split(","))
+        ),
     }
 
 
