@@ -75,7 +75,7 @@ quorum_message: {description: "SENTINEL CKQUORUM's answer or error", type: str}
 settings: {description: "The readable settings after the run", type: dict}
 global_settings: {description: "The Sentinel settings asked for, after the run", type: dict}
 linked_sentinels:
-  description: How many other Sentinels this one has a live link to (not disconnected or s_down)
+  description: How many other Sentinels have answered this one's last PING on a live link
   type: int
 """
 
@@ -169,10 +169,17 @@ def _view(client, name):
         "settings": {key: int(master[key]) for key in READABLE},
         "linked_sentinels": sum(
             1
-            for peer in client.execute_command("SENTINEL", "SENTINELS", name) or []
-            if not {"disconnected", "s_down"} & set(pairs(peer)["flags"].split(","))
+            for peer in map(pairs, client.execute_command("SENTINEL", "SENTINELS", name) or [])
+            if _answered(peer)
         ),
     }
+
+
+def _answered(peer):
+    """A link that has had its answer: connected, not s_down, and no PING left unanswered (a link
+    just created counts as connected before anything comes back)."""
+    flags = set(peer["flags"].split(","))
+    return not {"disconnected", "s_down"} & flags and int(peer.get("last-ping-sent", 1)) == 0
 
 
 class NotMonitored(Exception):
