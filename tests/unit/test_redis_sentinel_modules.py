@@ -135,7 +135,8 @@ SENTINEL_PORT_MARK, PRIMARY_PORT_MARK = 1, 2
 
 def first_file(dest: Path, port: int, primary_port: int, **overrides) -> str:
     """The role's sentinel.conf for a Sentinel on `port` watching a primary on `primary_port`,
-    written by Ansible's template module as on a host; paths under `dest`'s folder."""
+    as Ansible's template module writes it on a host; paths under `dest`'s folder."""
+    local = {"dir": str(dest.parent), "pidfile": '""', "logfile": '""', "daemonize": "no"}
     lines = []
     for line in _rendered_file(json.dumps(overrides, sort_keys=True)).splitlines():
         words = line.split()
@@ -143,16 +144,9 @@ def first_file(dest: Path, port: int, primary_port: int, **overrides) -> str:
             line = f"port {port}"
         elif words[:2] == ["sentinel", "monitor"] and words[4] == str(PRIMARY_PORT_MARK):
             line = " ".join([*words[:4], str(primary_port), *words[5:]])
+        elif words and words[0] in local:
+            line = f"{words[0]} {local[words[0]]}"
         lines.append(line)
-    dest.write_text("\n".join(lines) + "\n")
-    dest.chmod(0o600)
-    local = {"dir": dest.parent, "pidfile": '""', "logfile": '""', "daemonize": "no"}
-    lines = [
-        f"{line.split()[0]} {local[line.split()[0]]}"
-        if line.split()[:1] in [[k] for k in local]
-        else line
-        for line in dest.read_text().splitlines()
-    ]
     return "\n".join(lines) + "\n"
 
 
