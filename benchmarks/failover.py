@@ -29,11 +29,33 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 # How the molecule checks crash a Redis (molecule/shared/helpers.py).
 sys.path.insert(0, str(ROOT / "molecule" / "shared"))
-from helpers import CRASH_REDIS, RESTART_CRASHED_REDIS  # noqa: E402
+from helpers import crash_server, restart_crashed_server  # noqa: E402
 
 REDIS_HOSTS = ("cluster-redis1", "cluster-redis2", "cluster-redis3")
 APP = "cluster-app1"
 NAME = "cache"
+
+
+def server_unit(container: str) -> str:
+    """The server's main unit running in the container (redis-server or valkey-server)."""
+    listing = subprocess.run(
+        [
+            "podman",
+            "exec",
+            container,
+            "systemctl",
+            "list-units",
+            "--type=service",
+            "--state=running",
+            "--plain",
+            "--no-legend",
+            "*-server.service",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return listing[0].removesuffix(".service")
 
 
 def molecule(*args: str) -> float:
@@ -100,7 +122,8 @@ def window(app: str, sentinels, addresses, connect) -> dict[str, float]:
     time.sleep(2)
     killed = time.monotonic()
     # SIGKILL, with systemd's Restart=always off for the moment: a crash that stays down.
-    subprocess.run(["podman", "exec", old, "sh", "-c", CRASH_REDIS], check=True)
+    unit = server_unit(old)
+    subprocess.run(["podman", "exec", old, "sh", "-c", crash_server(unit)], check=True)
     while primary(sentinels, addresses) == old:
         time.sleep(0.05)
     promoted = time.monotonic()
@@ -112,7 +135,7 @@ def window(app: str, sentinels, addresses, connect) -> dict[str, float]:
     first_bad = next(at for at, status in answers if at > killed and status != "MISS")
     first_good = next(at for at, status in answers if at > first_bad and status == "MISS")
     # Put the old primary back; Sentinel makes it a replica of the new one.
-    subprocess.run(["podman", "exec", old, "sh", "-c", RESTART_CRASHED_REDIS], check=True)
+    subprocess.run(["podman", "exec", old, "sh", "-c", restart_crashed_server(unit)], check=True)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:

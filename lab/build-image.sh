@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Build the Debian 12 systemd base image used by the lab and by molecule, unless it exists.
+# Build a Debian systemd base image for the lab and for molecule, unless it exists.
 # The tag carries a hash of this recipe, so the image is rebuilt only when the recipe changes.
-# Usage: lab/build-image.sh            -> prints the image reference on stdout
+# Usage: lab/build-image.sh [12|13]    -> prints the image reference on stdout
+#   12 (bookworm, the default) -> localhost/redis-lab-debian12, 13 (trixie) -> .../redis-lab-debian13
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$here/containers.conf}"
 
-name="${LAB_IMAGE_NAME:-localhost/redis-lab-debian12}"
-suite=bookworm
+release="${1:-12}"
+case "$release" in
+  12) suite=bookworm ;;
+  13) suite=trixie ;;
+  *) echo "lab/build-image.sh: unknown Debian release '$release' (12 or 13)" >&2; exit 2 ;;
+esac
+name="${LAB_IMAGE_NAME:-localhost/redis-lab-debian$release}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 packages=systemd,systemd-sysv,python3,dbus,iproute2,ca-certificates,sudo
 recipe_hash=$(printf '%s\n' "$suite" "$packages" "$(sed -n '/^# recipe-end/q;p' "$0")" \

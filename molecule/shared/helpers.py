@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import re
 import subprocess
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import redis
 
@@ -29,18 +32,34 @@ SENTINEL_USERS = {
 }
 
 
-# A crash that stays down: a runtime drop-in turns off Restart=always for the moment, then SIGKILL
-# (no shutdown save). A `systemctl stop` right after the kill would race with systemd's restart
-# and can leave the unit stuck deactivating (Debian's unit has no stop timeout).
-CRASH_REDIS = (
-    "mkdir -p /run/systemd/system/redis-server.service.d"
-    " && printf '[Service]\\nRestart=no\\n' > /run/systemd/system/redis-server.service.d/crash.conf"
-    " && systemctl daemon-reload && systemctl kill --signal=SIGKILL redis-server.service"
-)
-RESTART_CRASHED_REDIS = (
-    "rm -f /run/systemd/system/redis-server.service.d/crash.conf"
-    " && systemctl daemon-reload && systemctl start redis-server.service"
-)
+@functools.cache
+def platforms() -> dict[str, dict[str, Any]]:
+    """Each Redis and Sentinel host's redis_platform, as the redis role loads it: the server's
+    packages, units, paths and user on that host (molecule/shared/platforms.yml writes them)."""
+    path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "platforms.json"
+    run = run_playbook("molecule/shared/platforms.yml")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    return json.loads(path.read_text())
+
+
+def crash_server(unit: str) -> str:
+    """A crash of `unit` that stays down: a runtime drop-in turns off Restart=always for the
+    moment, then SIGKILL (no shutdown save). A `systemctl stop` right after the kill would race
+    with systemd's restart and can leave the unit stuck deactivating (Debian's unit has no stop
+    timeout)."""
+    dropin = f"/run/systemd/system/{unit}.service.d"
+    return (
+        f"mkdir -p {dropin} && printf '[Service]\\nRestart=no\\n' > {dropin}/crash.conf"
+        f" && systemctl daemon-reload && systemctl kill --signal=SIGKILL {unit}.service"
+    )
+
+
+def restart_crashed_server(unit: str) -> str:
+    """Undo crash_server: Restart=always again, and the unit started."""
+    return (
+        f"rm -f /run/systemd/system/{unit}.service.d/crash.conf"
+        f" && systemctl daemon-reload && systemctl start {unit}.service"
+    )
 
 
 def wait_for(predicate: Callable[[], T], timeout: float, step: float = 0.05) -> T:

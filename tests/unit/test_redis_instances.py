@@ -1,6 +1,9 @@
 """The instance plan and the checks that stop a play before any host changes."""
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from redis_instances import (
     redis_acl_errors,
@@ -15,6 +18,15 @@ SEED = [
     {"name": "slave", "port": 6380, "role": "replica", "primary_instance": "main"},
 ]
 BIND = ["127.0.0.1", "-::1"]
+PLATFORMS = Path(__file__).resolve().parents[2] / "roles" / "redis" / "vars" / "platforms"
+
+
+def names(server):
+    """The server's names, as tasks/platform.yml loads them into redis_platform."""
+    return yaml.safe_load((PLATFORMS / f"{server}.yml").read_text())["_redis_server_names"]
+
+
+REDIS = names("redis")
 
 
 def hostvars(**hosts):
@@ -25,7 +37,7 @@ def hostvars(**hosts):
 
 
 def test_seed_layout_maps_to_debian_units_and_paths():
-    plan = redis_instance_plan(SEED, "h1", hostvars(h1=SEED), "h1", BIND)
+    plan = redis_instance_plan(SEED, "h1", hostvars(h1=SEED), "h1", BIND, REDIS)
     main, slave = plan
     assert (main["unit"], main["conf"], main["dir"]) == (
         "redis-server",
@@ -48,20 +60,41 @@ def test_seed_layout_maps_to_debian_units_and_paths():
     assert slave["replicaof"] == {"host": "127.0.0.1", "port": 6379}
 
 
+def test_seed_layout_on_valkey_maps_to_the_valkey_packages_units_and_paths():
+    # As Debian's valkey-server.service and valkey-server@.service read and write them.
+    main, slave = redis_instance_plan(SEED, "h1", hostvars(h1=SEED), "h1", BIND, names("valkey"))
+    assert (main["unit"], main["conf"], main["dir"], main["pidfile"], main["logfile"]) == (
+        "valkey-server",
+        "/etc/valkey/valkey.conf",
+        "/var/lib/valkey",
+        "/run/valkey/valkey-server.pid",
+        "/var/log/valkey/valkey-server.log",
+    )
+    assert (slave["unit"], slave["conf"], slave["dir"], slave["pidfile"]) == (
+        "valkey-server@slave",
+        "/etc/valkey/valkey-slave.conf",
+        "/var/lib/valkey/slave",
+        "/run/valkey-slave/valkey-server.pid",
+    )
+    assert slave["dropin"] == (
+        "/etc/systemd/system/valkey-server@.service.d/ansible-owned-config.conf"
+    )
+
+
 def test_replica_on_another_host_uses_the_primary_inventory_address():
     replica = [{"name": "main", "port": 6379, "role": "replica"}]
     hv = hostvars(p=[{"name": "main", "port": 7000, "role": "primary"}], r=replica)
-    (plan,) = redis_instance_plan(replica, "r", hv, "p", BIND)
+    (plan,) = redis_instance_plan(replica, "r", hv, "p", BIND, REDIS)
     assert plan["replicaof"] == {"host": "p.example", "port": 7000}
     hv["p"]["redis_address"] = "10.0.0.5"
-    (plan,) = redis_instance_plan(replica, "r", hv, "p", BIND)
+    (plan,) = redis_instance_plan(replica, "r", hv, "p", BIND, REDIS)
     assert plan["replicaof"]["host"] == "10.0.0.5"
 
 
 def test_client_host_prefers_loopback_and_strips_optional_marker():
-    (plan,) = redis_instance_plan(SEED[:1], "h1", hostvars(h1=SEED), "h1", ["-10.1.1.1"])
+    (plan,) = redis_instance_plan(SEED[:1], "h1", hostvars(h1=SEED), "h1", ["-10.1.1.1"], REDIS)
     assert plan["client_host"] == "10.1.1.1"
-    (plan,) = redis_instance_plan(SEED[:1], "h1", hostvars(h1=SEED), "h1", BIND)
+    (plan,) = redis_instance_plan(SEED[:1], "h1", hostvars(h1=SEED), "h1", BIND, REDIS)
     assert plan["client_host"] == "127.0.0.1"
 
 
@@ -140,7 +173,7 @@ def test_same_host_replica_reaches_its_source_on_the_source_addresses():
         {"name": "main", "port": 6379, "bind": ["10.1.1.1"]},
         {"name": "r", "port": 6380, "role": "replica"},
     ]
-    plan = redis_instance_plan(instances, "h1", hostvars(h1=instances), "h1", BIND)
+    plan = redis_instance_plan(instances, "h1", hostvars(h1=instances), "h1", BIND, REDIS)
     assert plan[1]["replicaof"] == {"host": "10.1.1.1", "port": 6379}
 
 

@@ -8,7 +8,15 @@ import pytest
 import redis
 
 from conftest import ClientLoop, cluster_secrets, current_primary, group
-from helpers import CRASH_REDIS, RESTART_CRASHED_REDIS, leaks, recap, redis_client, wait_for
+from helpers import (
+    crash_server,
+    leaks,
+    platforms,
+    recap,
+    redis_client,
+    restart_crashed_server,
+    wait_for,
+)
 
 REDIS = group("redis")
 APP = group("cache_app")[0]
@@ -54,7 +62,7 @@ def test_killed_primary_fails_over_and_the_app_keeps_answering(
     with ClientLoop(app_url) as loop:
         time.sleep(1)
         # SIGKILL, no shutdown save, and systemd does not bring it back.
-        assert hosts[old].run(CRASH_REDIS).rc == 0
+        assert hosts[old].run(crash_server(platforms()[old]["unit"])).rc == 0
         new = wait_for(lambda: _primary_other_than(sentinel, address, old), timeout=30)
         assert new, "no replica was promoted within 30 s"
         promoted_at = time.monotonic()
@@ -64,7 +72,7 @@ def test_killed_primary_fails_over_and_the_app_keeps_answering(
     assert statuses == {200}, loop.results  # bypassed or not, every answer was a 200
 
     # The old primary comes back by its own file as a primary; Sentinel makes it a replica.
-    assert hosts[old].run(RESTART_CRASHED_REDIS).rc == 0
+    assert hosts[old].run(restart_crashed_server(platforms()[old]["unit"])).rc == 0
     rejoined = wait_for(
         lambda: (
             _link(connect, old)[:2] == ("slave", "up")

@@ -6,18 +6,19 @@ from __future__ import annotations
 import json
 
 from conftest import ClientLoop, cluster_secrets, current_primary, group
-from helpers import leaks, wait_for
+from helpers import leaks, platforms, wait_for
 
 REDIS = group("redis")
 
 
 def test_refuses_to_start_while_a_replica_is_down(hosts, playbook, sentinel, address):
     replica = next(h for h in REDIS if h != current_primary(sentinel, address))
-    hosts[replica].run("systemctl stop redis-server.service")
+    unit = platforms()[replica]["unit"]
+    hosts[replica].run(f"systemctl stop {unit}.service")
     try:
         run = playbook("playbooks/rolling_restart.yml")
     finally:
-        hosts[replica].run("systemctl start redis-server.service")
+        hosts[replica].run(f"systemctl start {unit}.service")
     assert run.returncode != 0
     output = run.stdout + run.stderr
     assert "The cluster is not healthy" in output, output[-3000:]

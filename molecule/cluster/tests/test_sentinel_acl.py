@@ -17,6 +17,7 @@ from helpers import (
     SENTINEL_USERS,
     TLS_CA,
     files_holding,
+    platforms,
     redis_client,
     wait_for,
 )
@@ -131,12 +132,13 @@ def test_sentinels_link_to_each_other_as_the_peer_user(sentinel, host):
 
 def test_users_are_in_sentinels_file_hashed_and_survive_a_restart(hosts, sentinel, address):
     host = SENTINELS[-1]
-    conf = hosts[host].file("/etc/redis/sentinel.conf").content_string
+    platform = platforms()[host]
+    conf = hosts[host].file(platform["sentinel_conf"]).content_string
     assert re.search(r"^user app on .*#[0-9a-f]{64}", conf, re.MULTILINE), "no hashed app user"
     clear = [secret(SENTINEL_USERS["admin"]), secret(SENTINEL_USERS["app"])]
     assert files_holding(host, clear) == ""
 
-    assert hosts[host].run("systemctl restart redis-sentinel.service").rc == 0
+    assert hosts[host].run(f"systemctl restart {platform['sentinel_unit']}.service").rc == 0
     assert wait_for(lambda: _answers(sentinel(host)), timeout=30), "Sentinel did not come back"
     assert sorted(sentinel(host).acl_users()) == ["admin", "app", "default", "peer"]
 

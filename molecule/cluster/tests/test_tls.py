@@ -14,7 +14,16 @@ import redis
 from cryptography import x509
 
 from conftest import current_primary, group, secret
-from helpers import ACL_USERS, SENTINEL_USERS, TLS_CA, recap, redis_client, run_playbook, wait_for
+from helpers import (
+    ACL_USERS,
+    SENTINEL_USERS,
+    TLS_CA,
+    platforms,
+    recap,
+    redis_client,
+    run_playbook,
+    wait_for,
+)
 
 REDIS = group("redis")
 APP = group("cache_app")[0]
@@ -100,8 +109,9 @@ def test_app_talks_tls_to_redis_and_sentinel(address, connect, sentinel):
 
 @pytest.mark.parametrize("host", REDIS)
 def test_keys_are_private_and_the_ca_key_stays_on_the_controller(hosts, host):
-    key = hosts[host].file("/etc/redis/tls/redis.key")
-    assert (key.user, key.group, key.mode) == ("root", "redis", 0o640)
+    platform = platforms()[host]
+    key = hosts[host].file(platform["tls_key"])
+    assert (key.user, key.group, key.mode) == ("root", platform["group"], 0o640)
     assert hosts[host].run("find / -xdev -name ca.key").stdout == ""
 
 

@@ -16,7 +16,7 @@ import redis
 # molecule/shared/helpers.py, shared by every scenario's checks.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 from helpers import ACL_USERS as USERS
-from helpers import redis_client, run_playbook
+from helpers import platforms, redis_client, run_playbook
 
 # The redis role's default ACL rules, which the lab keeps (its app user is not narrowed).
 DEFAULT_RULES = {
@@ -36,6 +36,12 @@ DEFAULT_RULES = {
 def lab_password(name: str = "redis_password") -> str:
     secrets = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "lab" / "secrets"
     return (secrets / name).read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def platform(host) -> dict:
+    """The redis role's names on this host (unit, conf_dir, user...): redis_platform."""
+    return platforms()[host.backend.get_hostname()]
 
 
 @pytest.fixture(scope="module")

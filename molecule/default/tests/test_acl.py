@@ -15,9 +15,9 @@ from helpers import recap
 PRIMARY, REPLICA = 6379, 6380
 
 
-def test_acl_file_holds_hashes_not_passwords(host):
-    acl = host.file("/etc/redis/users.acl")
-    assert (acl.user, acl.group, acl.mode) == ("redis", "redis", 0o640)
+def test_acl_file_holds_hashes_not_passwords(host, platform):
+    acl = host.file(f"{platform['conf_dir']}/users.acl")
+    assert (acl.user, acl.group, acl.mode) == (platform["user"], platform["group"], 0o640)
     content = acl.content_string
     assert "user default off" in content
     for user, secret in USERS.items():
@@ -94,8 +94,8 @@ def test_the_lock_functions_reached_the_replica(connect):
     assert [library["library_name"] for library in libraries] == ["cache_app"]
 
 
-def test_no_backup_of_the_users_file_keeps_old_password_hashes(host):
-    listing = host.run("ls -A /etc/redis").stdout.split()
+def test_no_backup_of_the_users_file_keeps_old_password_hashes(host, platform):
+    listing = host.run(f"ls -A {platform['conf_dir']}").stdout.split()
     assert [name for name in listing if name.startswith("users.acl")] == ["users.acl"], listing
 
 
@@ -114,7 +114,7 @@ def test_replication_works_with_default_off(connect):
 
 
 def test_acl_change_loads_without_restart_and_a_refused_file_changes_nothing(
-    connect, playbook, host
+    connect, playbook, host, platform
 ):
     admin = connect(PRIMARY)
     run_ids = {port: connect(port).info("server")["run_id"] for port in (PRIMARY, REPLICA)}
@@ -129,7 +129,7 @@ def test_acl_change_loads_without_restart_and_a_refused_file_changes_nothing(
         # A rule the role's check lets through but Redis refuses, in a run that would also
         # restart the instance: refused before the file is written, nothing restarts, and the
         # message names the word by position (it may be a pasted password), never the word.
-        acl_before = host.file("/etc/redis/users.acl").sha256sum
+        acl_before = host.file(f"{platform['conf_dir']}/users.acl").sha256sum
         bad = stricter | {"app": "+get +nosuchcommand"}
         change = {"redis_acl_rules": bad, "redis_extra_config": {"hz": 11}}
         refused = playbook("site.yml", "-e", json.dumps(change))
@@ -139,7 +139,7 @@ def test_acl_change_loads_without_restart_and_a_refused_file_changes_nothing(
             -3000:
         ]
         assert "nosuchcommand" not in output
-        assert host.file("/etc/redis/users.acl").sha256sum == acl_before
+        assert host.file(f"{platform['conf_dir']}/users.acl").sha256sum == acl_before
         assert {p: connect(p).info("server")["run_id"] for p in run_ids} == run_ids
         with pytest.raises(redis.exceptions.NoPermissionError):
             connect(PRIMARY, user="app").ttl("anything")

@@ -18,11 +18,12 @@ PRIMARY, REPLICA = 6379, 6380
 APP_UNIT = "cache-app.service"
 
 
-def test_a_run_stopped_half_way_is_finished_by_the_next(host, connect, playbook):
+def test_a_run_stopped_half_way_is_finished_by_the_next(host, connect, playbook, platform):
     run_ids = {port: connect(port).info("server")["run_id"] for port in (PRIMARY, REPLICA)}
     app_pid = host.service(APP_UNIT).systemd_properties["MainPID"]
     # 1. The users file holds new rules (app without +ttl) that Redis never loaded.
-    assert host.run("sed -i '/^user app /s/ +ttl / /' /etc/redis/users.acl").rc == 0
+    conf_dir, server = platform["conf_dir"], platform["server"]
+    assert host.run(f"sed -i '/^user app /s/ +ttl / /' {conf_dir}/users.acl").rc == 0
     assert connect(PRIMARY, user="app").ttl("anything") == -2  # the old rules still run
     # 2. The replica runs with other replication credentials than its file, its link down.
     replica = connect(REPLICA)
@@ -30,7 +31,8 @@ def test_a_run_stopped_half_way_is_finished_by_the_next(host, connect, playbook)
     replica.execute_command("CLIENT", "KILL", "TYPE", "master")
     assert wait_for(lambda: replica.info("replication")["master_link_status"] == "down", 10)
     # 3. The replica's file, and 4. the app's password file, are newer than their processes.
-    assert host.run("touch /etc/redis/redis-slave.conf /etc/cache-app/redis-password").rc == 0
+    replica_conf = f"{conf_dir}/{server}-slave.conf"
+    assert host.run(f"touch {replica_conf} /etc/cache-app/redis-password").rc == 0
 
     stricter = DEFAULT_RULES | {"app": DEFAULT_RULES["app"].replace(" +ttl ", " ")}
     try:

@@ -19,26 +19,41 @@ testinfra_hosts = [
 ]
 
 PRIMARY, REPLICA = 6379, 6380
-UNITS = {"redis-server.service": PRIMARY, "redis-server@slave.service": REPLICA}
-CONFIGS = ["/etc/redis/redis.conf", "/etc/redis/redis-slave.conf"]
+# The seed's instances: the package's main unit, and the template unit's instance "slave".
+INSTANCES = {PRIMARY: "", REPLICA: "@slave"}
 
 
-def test_package_installed(host):
-    assert host.package("redis-server").is_installed
+def unit(platform: dict, port: int) -> str:
+    return f"{platform['unit']}{INSTANCES[port]}.service"
 
 
-@pytest.mark.parametrize("unit", UNITS)
-def test_units_enabled_and_running_with_debian_hardening(host, unit, journal):
-    service = host.service(unit)
-    assert service.is_enabled, journal(unit)
-    assert service.is_running, journal(unit)
+def configs(platform: dict) -> list[str]:
+    server = platform["server"]
+    return [f"{platform['conf_dir']}/{server}.conf", f"{platform['conf_dir']}/{server}-slave.conf"]
+
+
+def test_the_platforms_server_and_version_are_installed(host, connect, platform):
+    for package in platform["server_packages"] + platform["tools_packages"]:
+        assert host.package(package).is_installed, package
+    # The version the README's platform table gives, as the server reports it.
+    info = connect(PRIMARY).info("server")
+    version = info.get("valkey_version") or info["redis_version"]
+    assert version.startswith(platform["version"] + "."), (platform["name"], version)
+    assert ("valkey_version" in info) == (platform["server"] == "valkey")
+
+
+@pytest.mark.parametrize("port", INSTANCES)
+def test_units_enabled_and_running_with_debian_hardening(host, platform, port, journal):
+    service = host.service(unit(platform, port))
+    assert service.is_enabled, journal(unit(platform, port))
+    assert service.is_running, journal(unit(platform, port))
     props = service.systemd_properties
     assert props["ProtectSystem"] == "strict"
     assert props["NoNewPrivileges"] == "yes"
-    assert props["User"] == "redis"
+    assert props["User"] == platform["user"]
 
 
-@pytest.mark.parametrize("port", UNITS.values())
+@pytest.mark.parametrize("port", INSTANCES)
 def test_listens_only_on_configured_addresses(host, address, port):
     listening = {
         str(s).split("://", 1)[1].rsplit(":", 1)[0]
@@ -48,24 +63,26 @@ def test_listens_only_on_configured_addresses(host, address, port):
     assert listening == {"127.0.0.1", "::1", address}
 
 
-@pytest.mark.parametrize("path", CONFIGS)
-def test_config_is_private_to_redis(host, path):
-    config = host.file(path)
-    assert (config.user, config.group, config.mode) == ("redis", "redis", 0o640)
-    assert "protected-mode yes" in config.content_string
-    assert "replica-announce-pass" not in config.content_string
+def test_config_is_private_to_the_server(host, platform):
+    for path in configs(platform):
+        config = host.file(path)
+        owner = (platform["user"], platform["group"], 0o640)
+        assert (config.user, config.group, config.mode) == owner
+        assert "protected-mode yes" in config.content_string
+        assert "replica-announce-pass" not in config.content_string
 
 
-def test_replication_credentials_are_private_to_redis(host):
+def test_replication_credentials_are_private_to_the_server(host, platform):
     """masterauth lives in its own included file, so a new password applies without a restart."""
-    auth = host.file("/etc/redis/replication-auth.conf")
-    assert (auth.user, auth.group, auth.mode) == ("redis", "redis", 0o640)
-    for path in CONFIGS:
-        assert "include /etc/redis/replication-auth.conf" in host.file(path).content_string
-        assert "masterauth" not in host.file(path).content_string
+    path = f"{platform['conf_dir']}/replication-auth.conf"
+    auth = host.file(path)
+    assert (auth.user, auth.group, auth.mode) == (platform["user"], platform["group"], 0o640)
+    for config in configs(platform):
+        assert f"include {path}" in host.file(config).content_string
+        assert "masterauth" not in host.file(config).content_string
 
 
-@pytest.mark.parametrize("port", UNITS.values())
+@pytest.mark.parametrize("port", INSTANCES)
 def test_password_is_required(connect, port):
     assert connect(port).ping() is True
     with pytest.raises(redis.AuthenticationError, match=r"NOAUTH|Authentication required"):
@@ -95,23 +112,23 @@ def test_replica_refuses_writes(connect):
         connect(REPLICA).set("demo:forbidden", "x")
 
 
-def test_replica_can_save_in_its_data_directory(host, connect):
+def test_replica_can_save_in_its_data_directory(host, connect, platform):
     replica = connect(REPLICA)
     before = replica.lastsave()
     replica.bgsave()
     assert wait_for(lambda: replica.lastsave() > before, timeout=10, step=0.2)
-    dump = host.file("/var/lib/redis/slave/dump.rdb")
+    dump = host.file(f"{platform['data_dir']}/slave/dump.rdb")
     assert dump.exists
-    assert dump.user == "redis"
+    assert dump.user == platform["user"]
 
 
-def test_replica_reconnects_after_restart_and_keeps_data(host, connect, journal):
+def test_replica_reconnects_after_restart_and_keeps_data(host, connect, journal, platform):
     key = f"demo:{uuid.uuid4()}"
     connect(PRIMARY).set(key, "survives", ex=300)
     replica = connect(REPLICA)
     assert wait_for(lambda: replica.get(key) == "survives", timeout=1.0)
 
-    host.run_test("systemctl restart redis-server@slave.service")
+    host.run_test(f"systemctl restart {unit(platform, REPLICA)}")
 
     def link_up() -> bool:
         try:
@@ -119,7 +136,7 @@ def test_replica_reconnects_after_restart_and_keeps_data(host, connect, journal)
         except redis.ConnectionError:
             return False
 
-    assert wait_for(link_up, timeout=15, step=0.2), journal("redis-server@slave.service")
+    assert wait_for(link_up, timeout=15, step=0.2), journal(unit(platform, REPLICA))
     assert connect(REPLICA).get(key) == "survives"
 
 
@@ -169,15 +186,17 @@ def test_verification_playbook_passes(playbook):
         ('{"cache_app_cache_ttl": -5}', "cache_app_cache_ttl: must be a positive"),
         ('{"cache_app_bind": ["app.example.com"]}', "cache_app_bind: give IP addresses"),
         ('{"redis_tls": true}', "redis_tls_pki_dir: required to generate certificates"),
+        ('{"redis_server": "keydb"}', "redis_server"),
     ],
 )
-def test_bad_variables_stop_before_any_change(host, playbook, extra_vars, message):
-    config_before = host.file("/etc/redis/redis.conf").sha256sum
-    acl_before = host.file("/etc/redis/users.acl").sha256sum
+def test_bad_variables_stop_before_any_change(host, platform, playbook, extra_vars, message):
+    config, acl = configs(platform)[0], f"{platform['conf_dir']}/users.acl"
+    config_before = host.file(config).sha256sum
+    acl_before = host.file(acl).sha256sum
     run = playbook("site.yml", "-e", extra_vars)
     assert run.returncode != 0
     output = run.stdout + run.stderr
     assert message in output, output[-3000:]
     assert re.search(r"changed=0\s", recap(run.stdout)), recap(run.stdout)
-    assert host.file("/etc/redis/redis.conf").sha256sum == config_before
-    assert host.file("/etc/redis/users.acl").sha256sum == acl_before
+    assert host.file(config).sha256sum == config_before
+    assert host.file(acl).sha256sum == acl_before

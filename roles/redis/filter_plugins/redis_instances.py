@@ -23,29 +23,32 @@ LOOPBACK = "127.0.0.1"
 SIZE_LIKE_RE = re.compile(r"^\s*(\d+\.?\d*|\.\d+)\s*([KMGTPEZY]B?|B)?\s*$", re.IGNORECASE)
 
 
-def _unit(name: str) -> str:
-    return "redis-server" if name == MAIN else f"redis-server@{name}"
+def _unit(name: str, platform: Mapping[str, Any]) -> str:
+    return platform["unit"] if name == MAIN else f"{platform['unit']}@{name}"
 
 
-def _dropin(name: str) -> str:
+def _dropin(name: str, platform: Mapping[str, Any]) -> str:
     """The drop-in of the instance's unit (all template instances share the template's)."""
-    unit = "redis-server" if name == MAIN else "redis-server@"
+    unit = platform["unit"] if name == MAIN else f"{platform['unit']}@"
     return f"/etc/systemd/system/{unit}.service.d/ansible-owned-config.conf"
 
 
-def _paths(name: str) -> dict[str, str]:
+def _paths(name: str, platform: Mapping[str, Any]) -> dict[str, str]:
+    """Where Debian's packages put an instance's files (the same scheme for redis and valkey)."""
+    server, unit = platform["server"], platform["unit"]
+    conf_dir, data_dir, log_dir = platform["conf_dir"], platform["data_dir"], platform["log_dir"]
     if name == MAIN:
         return {
-            "conf": "/etc/redis/redis.conf",
-            "dir": "/var/lib/redis",
-            "pidfile": "/run/redis/redis-server.pid",
-            "logfile": "/var/log/redis/redis-server.log",
+            "conf": f"{conf_dir}/{server}.conf",
+            "dir": data_dir,
+            "pidfile": f"/run/{server}/{unit}.pid",
+            "logfile": f"{log_dir}/{unit}.log",
         }
     return {
-        "conf": f"/etc/redis/redis-{name}.conf",
-        "dir": f"/var/lib/redis/{name}",
-        "pidfile": f"/run/redis-{name}/redis-server.pid",
-        "logfile": f"/var/log/redis/redis-server-{name}.log",
+        "conf": f"{conf_dir}/{server}-{name}.conf",
+        "dir": f"{data_dir}/{name}",
+        "pidfile": f"/run/{server}-{name}/{unit}.pid",
+        "logfile": f"{log_dir}/{unit}-{name}.log",
     }
 
 
@@ -80,8 +83,12 @@ def redis_instance_plan(
     hostvars: Mapping[str, Any],
     primary_host: str,
     bind: Sequence[str],
+    platform: Mapping[str, Any],
 ) -> list[dict[str, Any]]:
-    """Return one dict per instance: its settings plus unit, paths and `replicaof`."""
+    """Return one dict per instance: its settings plus unit, paths and `replicaof`.
+
+    `platform` is the role's redis_platform fact (vars/platforms): the server's unit and folders.
+    """
     plan = []
     for instance in instances:
         name = instance["name"]
@@ -89,14 +96,14 @@ def redis_instance_plan(
             "name": name,
             "port": int(instance["port"]),
             "role": instance.get("role", "primary"),
-            "unit": _unit(name),
+            "unit": _unit(name, platform),
             "bind": list(instance.get("bind") or bind),
             "config": dict(instance.get("config") or {}),
             "replicaof": None,
-            **_paths(name),
+            **_paths(name, platform),
         }
         item["client_host"] = _client_host(item["bind"])
-        item["dropin"] = _dropin(name)
+        item["dropin"] = _dropin(name, platform)
         # What the instance reads only when it starts (tasks/restart.yml compares their times).
         item["start_files"] = [item["conf"], item["dropin"]]
         if item["role"] == "replica":

@@ -1,0 +1,53 @@
+"""Filters naming a host's wheel target and the platform tags pip may fetch wheels for.
+
+A target is what tasks/install.yml reads off the host's /usr/bin/python3: its version ("3.13"),
+the CPU architecture ("x86_64", "aarch64") and the GNU C library's version ("2.41").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# The oldest manylinux of PEP 600's form; wheels for older ones (manylinux2014 and before) carry
+# a manylinux_2_17 (or older) alias that pip matches through the 2_17 tag's legacy names.
+MANYLINUX_OLDEST = 17
+
+
+def _parts(target: Mapping[str, Any]) -> tuple[str, str, int]:
+    python, arch, glibc = str(target["python"]), str(target["arch"]), str(target["glibc"])
+    if not re.fullmatch(r"3\.\d+", python):
+        raise ValueError(f"wheel target: Python {python!r} is not a CPython 3 version like 3.13")
+    if not re.fullmatch(r"[a-z0-9_]+", arch):
+        raise ValueError(f"wheel target: architecture {arch!r} is not a machine name like x86_64")
+    match = re.fullmatch(r"2\.(\d+)", glibc)
+    if not match:
+        raise ValueError(f"wheel target: C library {glibc!r} is not a GNU libc version like 2.41")
+    return python, arch, int(match.group(1))
+
+
+def cache_app_wheel_tag(target: Mapping[str, Any]) -> str:
+    """The target's folder name, e.g. cp313-x86_64-glibc2.41."""
+    python, arch, minor = _parts(target)
+    return f"cp{python.replace('.', '')}-{arch}-glibc2.{minor}"
+
+
+def cache_app_wheel_platforms(target: Mapping[str, Any]) -> list[str]:
+    """pip's --platform arguments: every manylinux the target's C library runs, newest first.
+
+    pip takes an explicit --platform literally, so each version is listed (manylinux2014 is the
+    2_17 one's legacy name, which pip also matches).
+    """
+    _, arch, minor = _parts(target)
+    tags = [f"manylinux_2_{m}_{arch}" for m in range(minor, MANYLINUX_OLDEST - 1, -1)]
+    tags.append(f"manylinux2014_{arch}")
+    return [arg for tag in tags for arg in ("--platform", tag)]
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {
+            "cache_app_wheel_tag": cache_app_wheel_tag,
+            "cache_app_wheel_platforms": cache_app_wheel_platforms,
+        }

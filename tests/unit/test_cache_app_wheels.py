@@ -1,0 +1,82 @@
+"""Wheels for the target, not the controller: the role fetches and builds the app's wheels for a
+host's Python version, CPU and C library, whatever the controller runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from wheels import cache_app_wheel_platforms, cache_app_wheel_tag
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIREMENTS = ROOT / "app" / "requirements.txt"
+
+
+def test_a_target_names_its_folder_and_every_manylinux_its_c_library_runs():
+    target = {"python": "3.13", "arch": "x86_64", "glibc": "2.41"}
+    assert cache_app_wheel_tag(target) == "cp313-x86_64-glibc2.41"
+    platforms = cache_app_wheel_platforms(target)[1::2]
+    assert platforms[0] == "manylinux_2_41_x86_64"
+    assert "manylinux_2_28_x86_64" in platforms
+    assert "manylinux_2_17_x86_64" in platforms
+    assert platforms[-1] == "manylinux2014_x86_64"
+    assert "manylinux_2_42_x86_64" not in platforms
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        {"python": "3", "arch": "x86_64", "glibc": "2.41"},
+        {"python": "3.13", "arch": "x86 64", "glibc": "2.41"},
+        {"python": "3.13", "arch": "x86_64", "glibc": ""},
+    ],
+)
+def test_a_target_that_is_not_a_cpython_on_glibc_is_refused(target):
+    with pytest.raises(ValueError, match="wheel target"):
+        cache_app_wheel_tag(target)
+
+
+def test_wheels_for_another_python_and_cpu_than_the_controllers(tmp_path):
+    """A 3.11 x86-64 controller builds for Debian 13 on arm64 (and a Python 3.12 host)."""
+    other = [
+        {"python": "3.13", "arch": "aarch64", "glibc": "2.41"},
+        {"python": "3.12", "arch": "x86_64", "glibc": "2.36"},
+    ]
+    controller = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert all(t["python"] != controller for t in other)
+    run = subprocess.run(
+        [
+            "ansible-playbook",
+            str(ROOT / "tests" / "unit" / "playbooks" / "cache_app_wheels.yml"),
+            "-e",
+            json.dumps({"cache_app_wheel_targets": other, "cache_app_wheel_dir": str(tmp_path)}),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "ANSIBLE_ROLES_PATH": str(ROOT / "roles")},
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    pins = [
+        line.split("==")[0].lower().replace("-", "_")
+        for line in REQUIREMENTS.read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    for target, abi, platform in [
+        (other[0], "cp313", "aarch64"),
+        (other[1], "cp312", "x86_64"),
+    ]:
+        tag = cache_app_wheel_tag(target)
+        with tarfile.open(tmp_path / f"{tag}.tar") as archive:
+            wheels = [Path(name).name for name in archive.getnames() if name.endswith(".whl")]
+        # Every pin and the app, and the one compiled dependency built for the target only.
+        assert {w.split("-")[0].lower() for w in wheels} == {*pins, "cache_app"}
+        (markupsafe,) = [w for w in wheels if w.startswith("markupsafe-")]
+        assert f"-{abi}-{abi}-" in markupsafe
+        assert platform in markupsafe
+        assert f"cp{controller.replace('.', '')}" not in markupsafe
