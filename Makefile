@@ -10,10 +10,20 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 DEBIAN_PACKAGES := python3-venv python3-redis podman runc debootstrap aardvark-dns redis-server redis-tools jq curl wrk
 LAB := -i inventory/lab
 
-.PHONY: help system-packages bootstrap image lab demo verify lab-down lint unit molecule test bench bench-failover
+# The lab's platform: Debian release and server (README, "Platforms"). The last one given is kept
+# in .lab/platform, so later commands (make verify, make bench) stay on the lab that runs.
+PLATFORMS := debian13-redis debian13-valkey debian12-redis debian12-valkey
+PLATFORM ?= $(or $(shell cat .lab/platform 2>/dev/null),debian13-redis)
+LAB_RELEASE := $(patsubst debian%,%,$(word 1,$(subst -, ,$(PLATFORM))))
+export LAB_SERVER := $(word 2,$(subst -, ,$(PLATFORM)))
+export LAB_IMAGE := localhost/redis-lab-debian$(LAB_RELEASE):latest
+
+.PHONY: help system-packages bootstrap platform image images lab demo verify lab-down lint unit molecule test \
+	bench bench-failover
 
 help:
 	@echo "make demo      bootstrap, build the image, start the lab, run site.yml, verify, report"
+	@echo "               PLATFORM=debian13-redis (default), debian13-valkey, debian12-redis, debian12-valkey"
 	@echo "make test      lint, unit tests and every molecule scenario"
 	@echo "make lab-down  remove the lab's containers (secrets stay in .lab/)"
 	@echo "make bench     warm/cold benchmark against the lab (README, Benchmark)"
@@ -35,10 +45,20 @@ $(VENV)/.installed: requirements.txt | system-packages
 	$(VENV)/bin/pip install -q -r requirements.txt
 	touch $@
 
-image: bootstrap
-	lab/build-image.sh
+platform:
+	@case " $(PLATFORMS) " in *" $(PLATFORM) "*) ;; \
+	  *) echo "PLATFORM=$(PLATFORM) is not one of: $(PLATFORMS)" >&2; exit 2 ;; esac
+
+# The lab's image; molecule's scenarios use both releases'.
+image: bootstrap platform
+	lab/build-image.sh $(LAB_RELEASE)
+
+images: bootstrap
+	lab/build-image.sh 12
+	lab/build-image.sh 13
 
 lab: image
+	install -d -m 0700 .lab && echo $(PLATFORM) > .lab/platform
 	ansible-playbook $(LAB) playbooks/lab_up.yml
 
 demo: lab
@@ -61,7 +81,7 @@ unit: bootstrap
 	pytest -q tests/unit
 	cd app && pytest -q
 
-molecule: image
+molecule: images
 	molecule test --all
 
 test: lint unit molecule
@@ -71,5 +91,5 @@ bench: lab
 	python benchmarks/compare.py
 
 # On molecule's cluster scenario, which it creates and leaves running (molecule destroy -s cluster).
-bench-failover: image
+bench-failover: images
 	python benchmarks/failover.py

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 T = TypeVar("T")
 
@@ -107,11 +109,14 @@ def redis_client(
     *,
     tls: bool = TLS_CA is not None,
     ca: str | None = TLS_CA,
+    retries: int | None = None,
 ) -> redis.Redis:
     """A client from the controller to a test host's Redis; the password never leaves Python.
 
     Over TLS when the scenario has it, checking the server's certificate against `ca` (None: the
-    system's CAs, which did not sign it).
+    system's CAs, which did not sign it). `retries`: redis-py's own retries of a failed command or
+    connection (None: its default, three with backoff, which also retries a refused login since
+    an AuthenticationError is a ConnectionError: seconds per such check).
     """
     return redis.Redis(
         host=host,
@@ -121,6 +126,7 @@ def redis_client(
         socket_timeout=3,
         # RESP2, as redis-cli speaks: errors read NOAUTH / WRONGPASS as in the docs.
         protocol=2,
+        **({"retry": Retry(NoBackoff(), retries)} if retries is not None else {}),
         decode_responses=True,
         **({"ssl": True, "ssl_ca_certs": ca} if tls else {}),
     )

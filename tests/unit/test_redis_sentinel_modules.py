@@ -28,6 +28,7 @@ from redis.sentinel import Sentinel
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "redis_sentinel"
+PLATFORMS = ROOT / "roles" / "redis" / "vars" / "platforms"
 BIN = Path(sys.executable).parent
 NAME = "cache"
 PASSWORDS = {
@@ -186,7 +187,14 @@ def _run_with_role(overrides: dict, task: dict) -> dict:
         {
             "hosts": "localhost",
             "gather_facts": False,
-            "vars_files": [str(ROLE / "defaults/main.yml"), str(ROLE / "vars/main.yml")],
+            # The platform as the redis role's platform entry point loads it (Debian 12, Redis).
+            "vars_files": [
+                str(PLATFORMS / "redis.yml"),
+                str(PLATFORMS / "Debian-12-redis.yml"),
+                str(ROLE / "defaults/main.yml"),
+                str(ROLE / "vars/main.yml"),
+            ],
+            "vars": {"redis_platform": "{{ _redis_server_names | combine(_redis_release_names) }}"},
             "tasks": [task],
         }
     ]

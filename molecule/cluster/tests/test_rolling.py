@@ -24,7 +24,7 @@ def test_refuses_to_start_while_a_replica_is_down(hosts, playbook, sentinel, add
     assert "The cluster is not healthy" in output, output[-3000:]
     assert f"{replica}: Redis does not answer" in output, output[-3000:]
     # Nothing was restarted: the play stopped at the check.
-    assert "Restart Redis" not in run.stdout
+    assert "Restart the server" not in run.stdout
 
 
 def test_rolling_restart_under_load(connect, playbook, sentinel, address):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import redis
+import testinfra
+from testinfra.utils.ansible_runner import AnsibleRunner
 
 # molecule/shared/helpers.py, shared by every scenario's checks.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
@@ -33,6 +35,10 @@ DEFAULT_RULES = {
 }
 
 
+# One host per platform, each with the seed's whole layout.
+LAB_HOSTS = AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("redis")
+
+
 def lab_password(name: str = "redis_password") -> str:
     secrets = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "lab" / "secrets"
     return (secrets / name).read_text().strip()
@@ -44,18 +50,43 @@ def platform(host) -> dict:
     return platforms()[host.backend.get_hostname()]
 
 
+@pytest.fixture(scope="session")
+def lab() -> dict:
+    """Every host of the scenario by name, through podman exec: for checks that run a playbook
+    once against all of them and then look at each."""
+    return {name: testinfra.get_host(f"podman://{name}") for name in LAB_HOSTS}
+
+
+@pytest.fixture(scope="session")
+def connect_on(lab):
+    """connect_on(host, port, password, user): a client of that host's server, from here."""
+    addresses: dict[str, str] = {}
+
+    def _connect(
+        name: str, port: int, password: str | None = "lab", user: str = "admin"
+    ) -> redis.Redis:
+        """As `user` (the admin by default); password None connects without credentials."""
+        if name not in addresses:
+            addresses[name] = lab[name].interface("eth0").addresses[0]
+        if password == "lab":
+            password = lab_password(USERS[user])
+        # No retries: a refused login fails at once, and checks that wait do so explicitly.
+        return redis_client(addresses[name], port, password, user if password else None, retries=0)
+
+    return _connect
+
+
 @pytest.fixture(scope="module")
 def address(host) -> str:
     return host.interface("eth0").addresses[0]
 
 
 @pytest.fixture(scope="module")
-def connect(address):
+def connect(host, connect_on):
+    """connect(port, password, user) on the test's host."""
+
     def _connect(port: int, password: str | None = "lab", user: str = "admin") -> redis.Redis:
-        """As `user` (the admin by default); password None connects without credentials."""
-        if password == "lab":
-            password = lab_password(USERS[user])
-        return redis_client(address, port, password, user if password else None)
+        return connect_on(host.backend.get_hostname(), port, password, user)
 
     return _connect
 

@@ -1,21 +1,23 @@
 #!/usr/bin/python
-"""Ansible module: check ACL rules against a running Redis; load an ACL file where users differ."""
+"""Ansible module: check ACL rules against a running Redis; apply an ACL file where users differ."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
 module: redis_acl
-short_description: Check ACL rules against a running Redis, and load an ACL file where it differs
+short_description: Check ACL rules against a running Redis, and apply an ACL file where it differs
 description:
   - With I(state=validated), each user's rules are tried on the running server as a scratch user
     (ACL SETUSER, then ACL DELUSER): a rule the server would refuse (an unknown command, say) fails
     the task before the file is written, naming the user and the word's position, never the word.
   - With I(state=loaded), the users the server runs with are compared with the file at I(path)
-    (each line normalised by the server itself through a scratch user); only when they differ is
-    the file loaded (ACL LOAD, no restart), so a run that stopped between writing and loading is
-    finished by the next one. Redis checks the whole file first and keeps its users when it
-    refuses it.
+    (each line normalised by the server itself through a scratch user, so a line it would refuse
+    fails the task before any user changes); only the users that differ are changed, at runtime
+    (ACL SETUSER with the file's rules, ACL DELUSER for a user the file no longer has; no
+    restart), so a run that stopped between writing and applying is finished by the next one.
+    Not ACL LOAD, which crashes a Valkey 8.0 replica (valkey-io/valkey#1832, Debian 12's
+    backports); the server then reads the same file when it next starts.
   - With I(state=checked), nothing changes: for each user of I(logins), which of its candidate
     passwords the server accepts (a fresh connection per try), returned as booleans in
     C(accepted).
@@ -147,6 +149,22 @@ def _words(line):
     return None if line is None else sorted(line.split())
 
 
+# What `reset` does, without the sanitize-payload flag it also sets (Redis 7.0): a changed user
+# ends as the same user a fresh line of the file makes, as ACL LOAD would make it.
+RESET = ("off", "resetpass", "resetkeys", "resetchannels", "clearselectors", "-@all")
+
+
+def apply_file(client, path, users):
+    """Give each of `users` the rules of its line in the file, or delete it if it has none."""
+    with open(path, encoding="utf-8") as handle:
+        lines = {words[1]: words[2:] for words in (line.split() for line in handle if line.strip())}
+    for name in users:
+        if name in lines:
+            client.execute_command("ACL", "SETUSER", name, *RESET, *lines[name])
+        else:
+            client.execute_command("ACL", "DELUSER", name)
+
+
 def _accepted(params, user, password):
     client = client_for(params, user, password)
     # The connection's AUTH alone: a user like `replication` may run nothing else worth asking.
@@ -208,13 +226,13 @@ def main():
     if module.check_mode:
         module.exit_json(changed=True, running=True, users=differ)
     try:
-        client.execute_command("ACL", "LOAD")
+        apply_file(client, params["path"], differ)
     except redis.ResponseError as error:
-        module.fail_json(msg=f"ACL LOAD on port {params['login_port']}: {_where(error)}")
-    # The load closed this connection if its own user changed.
+        module.fail_json(msg=f"ACL SETUSER on port {params['login_port']}: {_where(error)}")
+    # A fresh connection: a change of this connection's own user may have closed it.
     still = _users_that_differ(connect(module), params["path"])
     if still:
-        module.fail_json(msg=f"after ACL LOAD, users still differ: {', '.join(still)}")
+        module.fail_json(msg=f"after applying the file, users still differ: {', '.join(still)}")
     module.exit_json(changed=True, running=True, users=differ)
 
 

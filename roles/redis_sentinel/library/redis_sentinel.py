@@ -54,8 +54,9 @@ options:
       they log in again at once.
   config_file:
     type: path
-    default: /etc/redis/sentinel.conf
-    description: Sentinel's configuration file, read (never written) to compare the credentials.
+    description: Sentinel's configuration file (C(/etc/redis/sentinel.conf) or
+      C(/etc/valkey/sentinel.conf)), read (never written) to compare the credentials. Required
+      with I(auth_user) or I(auth_pass).
   failover:
     type: bool
     default: false
@@ -197,10 +198,11 @@ def main():
             "auth_pass": {"type": "str", "no_log": True},
             "sentinel_user": {"type": "str"},
             "sentinel_pass": {"type": "str", "no_log": True},
-            "config_file": {"type": "path", "default": "/etc/redis/sentinel.conf"},
+            "config_file": {"type": "path"},
             "failover": {"type": "bool", "default": False},
             "failover_wait": {"type": "float", "default": 60},
         },
+        required_by={"auth_user": "config_file", "auth_pass": "config_file"},
         supports_check_mode=True,
     )
     if redis is None:
