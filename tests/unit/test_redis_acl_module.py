@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -27,12 +28,12 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _digest(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
+
+
 def _users(app_rules: str) -> str:
-    import hashlib
-
-    def digest(password: str) -> str:
-        return hashlib.sha256(password.encode()).hexdigest()
-
+    digest = _digest
     return (
         "user default off resetkeys resetchannels -@all\n"
         f"user admin on #{digest(ADMIN_PASSWORD)} resetkeys resetchannels -@all ~* &* +@all\n"
@@ -204,3 +205,39 @@ def test_a_plain_server_where_tls_is_wanted_waits_for_its_restart(python, server
     assert result["state"] == "unconfigured"
     assert "without TLS" in result["msg"]
     assert time.monotonic() - started < 25
+
+
+def test_narrowed_rules_keep_connections_and_a_removed_password_closes_them(python, server):
+    """A stricter rule applies to open connections at once, without closing them; a password the
+    file no longer has (a rotation's last step) closes the connections of its user."""
+    port, acl, client = server
+    app = redis.Redis(port=port, username="app", password=APP_HASH_OF, decode_responses=True)
+    assert app.get("cache:x") is None
+
+    def app_connections() -> list[str]:
+        return [c["id"] for c in client.client_list() if c["user"] == "app"]
+
+    (app_id,) = app_connections()
+    acl.write_text(_users("~cache:*"))
+    result = run_module(python, port, state="loaded", path=str(acl))
+    assert result["changed"], result
+    assert result["closed"] == []
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        app.get("cache:x")
+    assert app_connections() == [app_id]  # the same connection, still open
+
+    new_password = "app-user-new-password-0123456789"
+    acl.write_text(_users("~cache:* +get").replace(_digest(APP_HASH_OF), _digest(new_password)))
+    result = run_module(python, port, state="loaded", path=str(acl))
+    assert result["closed"] == ["app"], result
+    assert app_connections() == []
+    assert redis.Redis(port=port, username="app", password=new_password).get("cache:x") is None
+
+
+def test_a_flag_no_rule_clears_is_put_right_by_making_the_user_anew(python, server):
+    port, acl, client = server
+    client.execute_command("ACL", "SETUSER", "app", "skip-sanitize-payload")
+    result = run_module(python, port, state="loaded", path=str(acl))
+    assert result["changed"], result
+    assert "skip-sanitize-payload" not in app_line(client)
+    assert not run_module(python, port, state="loaded", path=str(acl))["changed"]

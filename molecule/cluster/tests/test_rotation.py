@@ -106,7 +106,8 @@ def test_the_rotation_log_at_vvv_holds_no_secret(rotated):
 
 def test_no_request_failed_during_the_rotation(rotated):
     statuses = [status for _, status, _, _ in rotated["loop"].results]
-    # Each ACL LOAD closes the app's connections; how many answers then came from the slow store:
+    # Removing the previous passwords closes the app's connections; how many answers then came
+    # from the slow store:
     bypassed = sum(x_cache == "BYPASS" for _, _, x_cache, _ in rotated["loop"].results)
     print(f"{len(statuses)} answers during the rotation, {bypassed} bypassed the cache")
     assert len(statuses) > 20, "the client loop made too few requests"

@@ -35,8 +35,14 @@ DEFAULT_RULES = {
 }
 
 
-# One host per platform, each with the seed's whole layout.
+# One host per platform, each with the seed's whole layout (molecule.yml).
 LAB_HOSTS = AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"]).get_hosts("redis")
+assert sorted(LAB_HOSTS) == [
+    "debian12-redis",
+    "debian12-valkey",
+    "debian13-redis",
+    "debian13-valkey",
+], LAB_HOSTS
 
 
 def lab_password(name: str = "redis_password") -> str:

@@ -17,7 +17,9 @@ description:
     (ACL SETUSER with the file's rules, ACL DELUSER for a user the file no longer has; no
     restart), so a run that stopped between writing and applying is finished by the next one.
     Not ACL LOAD, which crashes a Valkey 8.0 replica (valkey-io/valkey#1832, Debian 12's
-    backports); the server then reads the same file when it next starts.
+    backports); the server then reads the same file when it next starts. A user that lost a
+    password or was turned off has its other connections closed (they log in again with a
+    password in force); returned in C(closed).
   - With I(state=checked), nothing changes: for each user of I(logins), which of its candidate
     passwords the server accepts (a fresh connection per try), returned as booleans in
     C(accepted).
@@ -154,15 +156,44 @@ def _words(line):
 RESET = ("off", "resetpass", "resetkeys", "resetchannels", "clearselectors", "-@all")
 
 
-def apply_file(client, path, users):
-    """Give each of `users` the rules of its line in the file, or delete it if it has none."""
+def _hashes(words):
+    return {word for word in words if word.startswith("#")}
+
+
+def apply_file(client, path, users, login_user):
+    """Give each of `users` the rules of its line in the file, or delete it if it has none.
+
+    A user that lost a password (a rotation's last step) or was turned off gets its other
+    connections closed (CLIENT KILL USER, never this one): each logs in again, with a password
+    in force, as ACL LOAD did on Redis 7.0. A user the rules alone cannot bring in line (a flag
+    no rule clears, such as skip-sanitize-payload on Redis 7.0) is made anew. Returns the users
+    whose connections were closed.
+    """
     with open(path, encoding="utf-8") as handle:
         lines = {words[1]: words[2:] for words in (line.split() for line in handle if line.strip())}
-    for name in users:
-        if name in lines:
-            client.execute_command("ACL", "SETUSER", name, *RESET, *lines[name])
-        else:
+    running = {
+        words[1]: words[2:]
+        for words in (line.split() for line in client.execute_command("ACL", "LIST"))
+    }
+    closed = []
+    # The login user last: a failure before it leaves this connection's rights as they were.
+    for name in sorted(users, key=lambda user: user == login_user):
+        if name not in lines:
             client.execute_command("ACL", "DELUSER", name)
+            continue
+        client.execute_command("ACL", "SETUSER", name, *RESET, *lines[name])
+        before = running.get(name, [])
+        lost_password = bool(_hashes(before) - _hashes(lines[name]))
+        turned_off = "on" in before and "on" not in lines[name]
+        if lost_password or turned_off:
+            client.execute_command("CLIENT", "KILL", "USER", name, "SKIPME", "yes")
+            closed.append(name)
+    for name in _users_that_differ(client, path):
+        if name in lines and name != login_user:
+            client.execute_command("ACL", "DELUSER", name)
+            client.execute_command("ACL", "SETUSER", name, *lines[name])
+            closed.append(name)
+    return sorted(set(closed))
 
 
 def _accepted(params, user, password):
@@ -226,14 +257,15 @@ def main():
     if module.check_mode:
         module.exit_json(changed=True, running=True, users=differ)
     try:
-        apply_file(client, params["path"], differ)
-    except redis.ResponseError as error:
-        module.fail_json(msg=f"ACL SETUSER on port {params['login_port']}: {_where(error)}")
-    # A fresh connection: a change of this connection's own user may have closed it.
+        closed = apply_file(client, params["path"], differ, params["login_user"])
+    except redis.RedisError as error:
+        module.fail_json(
+            msg=f"applying {', '.join(differ)} on port {params['login_port']}: {_where(error)}"
+        )
     still = _users_that_differ(connect(module), params["path"])
     if still:
         module.fail_json(msg=f"after applying the file, users still differ: {', '.join(still)}")
-    module.exit_json(changed=True, running=True, users=differ)
+    module.exit_json(changed=True, running=True, users=differ, closed=closed)
 
 
 def _where(error):
