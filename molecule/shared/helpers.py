@@ -44,6 +44,14 @@ def platforms() -> dict[str, dict[str, Any]]:
     return json.loads(path.read_text())
 
 
+def runs_its_platform(info: dict, platform: dict) -> tuple[bool, str]:
+    """Whether a server's INFO server section shows the server and version of its platform, and
+    the version it reports (Valkey reports valkey_version beside a redis_version for clients)."""
+    version = info.get("valkey_version") or info["redis_version"]
+    same_server = ("valkey_version" in info) == (platform["server"] == "valkey")
+    return same_server and version.startswith(platform["version"] + "."), version
+
+
 def crash_server(unit: str) -> str:
     """A crash of `unit` that stays down: a runtime drop-in turns off Restart=always for the
     moment, then SIGKILL (no shutdown save). A `systemctl stop` right after the kill would race
