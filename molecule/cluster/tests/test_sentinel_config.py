@@ -12,7 +12,7 @@ import time
 import redis
 
 from conftest import group
-from helpers import recap, run_playbook
+from helpers import platforms, recap, run_playbook, wait_for
 
 SENTINELS = group("redis_sentinel")
 NAME = "cache"
@@ -58,6 +58,62 @@ class QuorumWatch(threading.Thread):
                     pass
             self.samples.append((answering, quorum))
             time.sleep(0.1)
+
+
+def _quorum_ok(sentinel, host: str) -> bool:
+    try:
+        return bool(sentinel(host).execute_command("SENTINEL", "CKQUORUM", NAME))
+    except redis.RedisError:
+        return False
+
+
+def test_a_sentinel_file_in_the_shared_folder_moves_into_sentinels_own(hosts, sentinel):
+    """Earlier versions of the role left Sentinel's file where Debian puts it, in the server's
+    folder, which stayed the server user's. A run moves it into Sentinel's own folder, Sentinel
+    stopped, one host at a time with the quorum kept; what Sentinel knew (its id, its peers) comes
+    along, and the folder becomes root's."""
+    for host in SENTINELS:
+        names = platforms()[host]
+        unit = names["sentinel_unit"]
+        shared = f"{names['conf_dir']}/sentinel.conf"
+        dropin = f"/etc/systemd/system/{unit}.service.d/ansible-own-folder.conf"
+        # As the earlier role left the host: the folder as Debian makes it, the server user's,
+        # and Debian's unit, reading the file there.
+        conf_dir, owner = names["conf_dir"], f"{names['user']}:{names['group']}"
+        hosts[host].run_expect(
+            [0],
+            f"systemctl stop {unit} && mv {names['sentinel_conf']} {shared} && rm {dropin}"
+            f" && dpkg-statoverride --remove {conf_dir} && chown {owner} {conf_dir}"
+            f" && chmod 2770 {conf_dir} && systemctl daemon-reload && systemctl start {unit}",
+        )
+        assert wait_for(lambda h=host: _quorum_ok(sentinel, h), 30), host
+        assert sentinel(host).info("server")["config_file"] == shared
+    peers = {h: int(sentinel(h).sentinel_master(NAME)["num-other-sentinels"]) for h in SENTINELS}
+    assert all(n == len(SENTINELS) - 1 for n in peers.values()), peers
+    # A Sentinel started from a new file would get a new id; the moved one keeps it.
+    ids = {h: sentinel(h).execute_command("SENTINEL", "MYID") for h in SENTINELS}
+
+    watch = QuorumWatch(sentinel)
+    watch.start()
+    try:
+        run = run_playbook("playbooks/redis_sentinel.yml")
+    finally:
+        watch.stop.set()
+        watch.join(10)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert {h: sentinel(h).execute_command("SENTINEL", "MYID") for h in SENTINELS} == ids
+    for host in SENTINELS:
+        names = platforms()[host]
+        assert sentinel(host).info("server")["config_file"] == names["sentinel_conf"]
+        # The server's folder is root's again once Sentinel's file is out of it.
+        folder = hosts[host].file(names["conf_dir"])
+        assert (folder.user, folder.mode) == ("root", 0o2750), host
+        assert not hosts[host].file(f"{names['conf_dir']}/sentinel.conf").exists, host
+        # Sentinel writes its own file there: the peers it knows are in it.
+        conf = hosts[host].file(names["sentinel_conf"]).content_string
+        assert len(re.findall(r"(?m)^sentinel known-sentinel ", conf)) == len(SENTINELS) - 1, host
+    assert min(answering for answering, _ in watch.samples) >= len(SENTINELS) - 1, watch.samples
+    assert all(quorum for _, quorum in watch.samples), watch.samples
 
 
 def test_a_changed_start_up_setting_is_reported_then_applied_one_sentinel_at_a_time(

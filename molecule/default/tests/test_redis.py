@@ -72,6 +72,26 @@ def test_config_is_private_to_the_server(host, platform):
         assert "replica-announce-pass" not in config.content_string
 
 
+@pytest.mark.parametrize("port", INSTANCES)
+def test_the_server_cannot_rewrite_the_files_ansible_writes(host, connect, platform, port):
+    """A failover's CONFIG REWRITE would change the file under Ansible's feet, and the next run
+    would restart the instance to undo it. The folder is root's (dpkg keeps it so), so the rewrite
+    fails and the file stays as written, whether or not systemd's sandbox holds (it does not on
+    Debian 13 in these containers)."""
+    folder = host.file(platform["conf_dir"])
+    assert (folder.user, folder.group, folder.mode) == ("root", platform["group"], 0o2750)
+    assert host.run(f"dpkg-statoverride --list {platform['conf_dir']}").stdout.split()[:3] == [
+        "root",
+        platform["group"],
+        "2750",
+    ]
+    config = configs(platform)[list(INSTANCES).index(port)]
+    before = host.file(config).sha256sum
+    with pytest.raises(redis.ResponseError):
+        connect(port).config_rewrite()
+    assert host.file(config).sha256sum == before
+
+
 def test_replication_credentials_are_private_to_the_server(host, platform):
     """masterauth lives in its own included file, so a new password applies without a restart."""
     path = f"{platform['conf_dir']}/replication-auth.conf"
