@@ -16,7 +16,7 @@ case "$release" in
 esac
 name="${LAB_IMAGE_NAME:-localhost/redis-lab-debian$release}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-packages=systemd,systemd-sysv,python3,dbus,iproute2,ca-certificates,sudo
+packages=systemd,systemd-sysv,python3,dbus,iproute2,ca-certificates,sudo,openssh-server
 recipe_hash=$(printf '%s\n' "$suite" "$packages" "$(sed -n '/^# recipe-end/q;p' "$0")" \
   | sha256sum | cut -c1-12)
 image="$name:$recipe_hash"
@@ -34,6 +34,14 @@ debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" "$mirror"
 # Containers have no console getty to start and no need to wait for udev.
 chroot "$rootfs" systemctl mask getty@tty1.service systemd-udevd.service \
   systemd-udev-trigger.service console-getty.service >/dev/null 2>&1 || true
+# Molecule's Ansible logs in over SSH as `ansible`, with a key only (molecule/shared/prepare.yml
+# puts the run's in ~ansible/.ssh/authorized_keys), and becomes root with sudo, as on the hosts
+# operators run. The host keys are made once per image: test hosts only.
+chroot "$rootfs" useradd --create-home --shell /bin/bash ansible
+printf 'ansible ALL=(ALL:ALL) NOPASSWD: ALL\n' >"$rootfs/etc/sudoers.d/ansible"
+chmod 0440 "$rootfs/etc/sudoers.d/ansible"
+printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\n' \
+  >"$rootfs/etc/ssh/sshd_config.d/lab.conf"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 tar -C "$rootfs" -c . | podman import --change 'CMD ["/sbin/init"]' - "$image" >&2
 podman tag "$image" "$name:latest" >/dev/null

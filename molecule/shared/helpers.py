@@ -83,12 +83,13 @@ def wait_for(predicate: Callable[[], T], timeout: float, step: float = 0.05) -> 
 
 
 def run_playbook(path: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run a playbook of the project against the scenario's hosts."""
+    """Run a playbook of the project against the scenario's hosts, over SSH as molecule does: its
+    inventory folder holds the hosts' addresses beside its own file (shared/prepare.yml)."""
     return subprocess.run(
         [
             "ansible-playbook",
             "-i",
-            os.environ["MOLECULE_INVENTORY_FILE"],
+            os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"]),
             os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], path),
             *args,
         ],
