@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -25,11 +24,12 @@ from pathlib import Path
 
 import redis
 
+# How the molecule checks crash a Redis (molecule/shared/helpers.py; make bench-failover puts
+# molecule/ on PYTHONPATH).
+from shared.helpers import crash_server, restart_crashed_server
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-# How the molecule checks crash a Redis (molecule/shared/helpers.py).
-sys.path.insert(0, str(ROOT / "molecule" / "shared"))
-from helpers import crash_server, restart_crashed_server  # noqa: E402
 
 REDIS_HOSTS = ("cluster-redis1", "cluster-redis2", "cluster-redis3")
 APP = "cluster-app1"

@@ -20,7 +20,6 @@ def rendered(tmp_path: Path, primary_vars: str) -> list[str]:
     )
     env = {
         **os.environ,
-        "ANSIBLE_FILTER_PLUGINS": str(ROOT / "roles/redis/filter_plugins"),
         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
     }

@@ -11,7 +11,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from wheels import cache_app_wheel_platforms, cache_app_wheel_tag
+
+from ansible_collections.redis_cache.stack.plugins.filter.wheels import (
+    cache_app_wheel_platforms,
+    cache_app_wheel_tag,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "app" / "requirements.txt"

@@ -1,6 +1,6 @@
 """The firewall role's input checks and the nftables set elements it writes."""
 
-from firewall import (
+from ansible_collections.redis_cache.stack.plugins.filter.firewall import (
     firewall_address_errors,
     firewall_networks,
     firewall_peer_addresses,

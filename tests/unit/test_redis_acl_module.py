@@ -100,8 +100,6 @@ def run_module(python: str, port: int, check: bool = False, **args) -> dict:
     }
     env = {
         **os.environ,
-        "ANSIBLE_LIBRARY": str(ROOT / "roles/redis/library"),
-        "ANSIBLE_MODULE_UTILS": str(ROOT / "roles/redis/module_utils"),
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
     }
@@ -115,7 +113,7 @@ def run_module(python: str, port: int, check: bool = False, **args) -> dict:
         "-e",
         f"ansible_python_interpreter={python}",
         "-m",
-        "redis_acl",
+        "redis_cache.stack.redis_acl",
         "-a",
         json.dumps(module_args),
         *(["--check"] if check else []),

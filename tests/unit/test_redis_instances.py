@@ -5,13 +5,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from redis_instances import (
-    redis_acl_errors,
+from ansible_collections.redis_cache.stack.plugins.filter.acl import redis_acl_errors
+from ansible_collections.redis_cache.stack.plugins.filter.instance_errors import (
     redis_instance_errors,
-    redis_instance_plan,
-    redis_password_errors,
-    redis_tls_names,
 )
+from ansible_collections.redis_cache.stack.plugins.filter.instance_plan import redis_instance_plan
+from ansible_collections.redis_cache.stack.plugins.filter.passwords import redis_password_errors
+from ansible_collections.redis_cache.stack.plugins.filter.tls import redis_tls_names
 
 SEED = [
     {"name": "main", "port": 6379, "role": "primary"},

@@ -63,9 +63,6 @@ def _wait_for(predicate, timeout: float, step: float = 0.1):
 def _ansible_env() -> dict[str, str]:
     return {
         **os.environ,
-        "ANSIBLE_LIBRARY": str(ROLE / "library"),
-        "ANSIBLE_MODULE_UTILS": str(ROLE / "module_utils"),
-        "ANSIBLE_FILTER_PLUGINS": str(ROLE / "filter_plugins"),
         "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
         "ANSIBLE_NOCOLOR": "1",
@@ -105,7 +102,7 @@ def run_module(
             "-e",
             f"ansible_python_interpreter={python}",
             "-m",
-            module,
+            f"redis_cache.stack.{module}",
             "-a",
             json.dumps(module_args),
             *(["--check", "--diff"] if check else []),

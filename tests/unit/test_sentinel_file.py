@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from sentinel_file import redis_sentinel_start_changes
+
+from ansible_collections.redis_cache.stack.plugins.filter.sentinel_file import (
+    redis_sentinel_start_changes,
+)
 
 
 def _free_port() -> int:

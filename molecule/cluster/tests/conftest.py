@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import urllib.error
@@ -18,9 +17,8 @@ import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
 
 # molecule/shared/helpers.py, shared by every scenario's checks.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-from helpers import ACL_USERS as USERS
-from helpers import SENTINEL_USERS, redis_client, run_playbook
+from shared.helpers import ACL_USERS as USERS
+from shared.helpers import SENTINEL_USERS, redis_client, run_playbook
 
 RUNNER = AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
 

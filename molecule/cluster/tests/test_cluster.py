@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from conftest import group
-from helpers import platforms, runs_its_platform, wait_for
+from shared.helpers import platforms, runs_its_platform, wait_for
 
 PRIMARY = group("redis_primary")[0]
 REPLICAS = group("redis_replicas")

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from conftest import ClientLoop, cluster_secrets, current_primary, group
-from helpers import (
+from shared.helpers import (
     crash_server,
     leaks,
     platforms,

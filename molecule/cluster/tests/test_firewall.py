@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import group
-from helpers import wait_for
+from shared.helpers import wait_for
 
 REDIS = group("redis")
 SENTINELS = group("redis_sentinel")

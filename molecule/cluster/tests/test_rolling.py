@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from conftest import ClientLoop, cluster_secrets, current_primary, group
-from helpers import leaks, platforms, wait_for
+from shared.helpers import leaks, platforms, wait_for
 
 REDIS = group("redis")
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from conftest import ClientLoop, current_primary, group
-from helpers import ACL_USERS, SENTINEL_USERS, leaks, redis_client, run_playbook, wait_for
+from shared.helpers import ACL_USERS, SENTINEL_USERS, leaks, redis_client, run_playbook, wait_for
 
 REDIS = group("redis")
 SENTINELS = group("redis_sentinel")

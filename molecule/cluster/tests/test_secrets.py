@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import cluster_secrets, group
-from helpers import files_others_can_read_holding, leaks
+from shared.helpers import files_others_can_read_holding, leaks
 
 
 @pytest.fixture(scope="module")

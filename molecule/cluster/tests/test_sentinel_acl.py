@@ -13,7 +13,7 @@ import redis
 from redis.sentinel import Sentinel
 
 from conftest import group, secret
-from helpers import (
+from shared.helpers import (
     SENTINEL_USERS,
     TLS_CA,
     files_holding,

@@ -12,7 +12,7 @@ import time
 import redis
 
 from conftest import group
-from helpers import platforms, recap, run_playbook, wait_for
+from shared.helpers import platforms, recap, run_playbook, wait_for
 
 SENTINELS = group("redis_sentinel")
 NAME = "cache"

@@ -14,7 +14,7 @@ import redis
 from cryptography import x509
 
 from conftest import current_primary, group, secret
-from helpers import (
+from shared.helpers import (
     ACL_USERS,
     SENTINEL_USERS,
     TLS_CA,

@@ -7,7 +7,6 @@ never appears on any command line, neither here nor on the host.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,8 @@ import testinfra
 from testinfra.utils.ansible_runner import AnsibleRunner
 
 # molecule/shared/helpers.py, shared by every scenario's checks.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-from helpers import ACL_USERS as USERS
-from helpers import platforms, redis_client, run_playbook
+from shared.helpers import ACL_USERS as USERS
+from shared.helpers import platforms, redis_client, run_playbook
 
 # The redis role's default ACL rules, which the lab keeps (its app user is not narrowed).
 DEFAULT_RULES = {

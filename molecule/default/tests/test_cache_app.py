@@ -14,7 +14,7 @@ import uuid
 import pytest
 from testinfra.utils.ansible_runner import AnsibleRunner
 
-from helpers import wait_for
+from shared.helpers import wait_for
 
 testinfra_hosts = [
     f"podman://{name}"

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from conftest import DEFAULT_RULES, USERS, lab_password
-from helpers import leaks, platforms, recap, wait_for
+from shared.helpers import leaks, platforms, recap, wait_for
 
 PRIMARY, REPLICA = 6379, 6380
 APP_UNIT = "cache-app.service"

@@ -11,7 +11,7 @@ import redis
 from testinfra.utils.ansible_runner import AnsibleRunner
 
 from conftest import LAB_HOSTS
-from helpers import platforms, recap, runs_its_platform, wait_for
+from shared.helpers import platforms, recap, runs_its_platform, wait_for
 
 # podman exec straight into the containers: one ansible run per command would be far slower.
 testinfra_hosts = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import USERS, lab_password
-from helpers import files_others_can_read_holding, leaks
+from shared.helpers import files_others_can_read_holding, leaks
 
 
 @pytest.fixture(scope="module")

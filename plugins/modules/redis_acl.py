@@ -9,7 +9,7 @@ module: redis_acl
 short_description: Check ACL rules against a running Redis, and apply an ACL file where it differs
 description:
   - With I(state=validated), each user's rules are tried on the running server as a scratch user
-    (ACL SETUSER, then ACL DELUSER): a rule the server would refuse (an unknown command, say) fails
+    (ACL SETUSER, then ACL DELUSER); a rule the server would refuse (an unknown command, say) fails
     the task before the file is written, naming the user and the word's position, never the word.
   - With I(state=loaded), the users the server runs with are compared with the file at I(path)
     (each line normalised by the server itself through a scratch user, so a line it would refuse
@@ -20,14 +20,17 @@ description:
     backports); the server then reads the same file when it next starts. A user that lost a
     password or was turned off has its other connections closed (they log in again with a
     password in force); returned in C(closed).
-  - With I(state=checked), nothing changes: for each user of I(logins), which of its candidate
+  - With I(state=checked), nothing changes; for each user of I(logins), which of its candidate
     passwords the server accepts (a fresh connection per try), returned as booleans in
     C(accepted).
   - A refused connection to a unit that systemd reports stopped means "not running" (it reads the
-    file when it starts): reported unchanged. Any other failure (LOADING, TLS, timeout) is waited
+    file when it starts); reported unchanged. Any other failure (LOADING, TLS, timeout) is waited
     on for I(wait) seconds, then fails.
   - Talks to Redis with redis-py (C(python3-redis)); passwords travel in the module's arguments,
     never on a command line.
+author: Redis cache-aside project (@redis-cache-aside)
+extends_documentation_fragment:
+  - redis_cache.stack.login
 options:
   state:
     type: str
@@ -43,18 +46,62 @@ options:
   logins:
     type: dict
     description: With I(state=checked), user name to a list of candidate passwords.
-  login_host: {type: str, default: 127.0.0.1, description: Redis address.}
   login_port: {type: int, default: 6379, description: Redis port.}
   login_user: {type: str, required: true, description: ACL user allowed to run ACL commands.}
-  login_password: {type: str, required: true, description: Its password.}
-  login_previous_password:
-    type: str
-    description: Tried when Redis refuses I(login_password) (the user's own password is rotating
-      and the running instance knows only the previous one until the load).
-  tls: {type: bool, default: false, description: Talk TLS (the server's certificate is verified).}
-  ca_certs: {type: path, description: CA certificate that signed the server's (with tls).}
   unit: {type: str, description: The instance's systemd unit (without .service).}
   wait: {type: int, default: 60, description: Seconds to wait for a usable connection.}
+"""
+
+EXAMPLES = r"""
+- name: Check ACL rules against the running server before writing them to a file
+  redis_cache.stack.redis_acl:
+    state: validated
+    rules:
+      app: "~cache:* +get +set +del"
+    login_user: admin
+    login_password: "{{ vault_redis_password }}"
+
+- name: Bring the running users in line with the users file
+  redis_cache.stack.redis_acl:
+    state: loaded
+    path: /etc/redis/users.acl
+    login_port: 6380
+    login_user: admin
+    login_password: "{{ vault_redis_password }}"
+    unit: redis-server@replica
+
+- name: Ask which candidate passwords the server accepts, changing nothing
+  redis_cache.stack.redis_acl:
+    state: checked
+    logins:
+      app: ["{{ vault_app_password }}", "{{ vault_app_previous_password }}"]
+    login_user: admin
+    login_password: "{{ vault_redis_password }}"
+"""
+
+RETURN = r"""
+running:
+  description: False when the instance is stopped or still runs the package's defaults.
+  returned: always
+  type: bool
+state:
+  description: C(stopped) or C(unconfigured) when the instance was not reached as configured.
+  returned: when running is false
+  type: str
+users:
+  description: With I(state=loaded), the users that differed and were set or deleted.
+  returned: when changed
+  type: list
+  elements: str
+closed:
+  description: Users whose other connections were closed (they lost a password or were turned off).
+  returned: when changed
+  type: list
+  elements: str
+accepted:
+  description: With I(state=checked), user name to one boolean per candidate password.
+  returned: with state=checked
+  type: dict
 """
 
 import re
@@ -62,11 +109,12 @@ import secrets
 from contextlib import contextmanager
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.redis_admin import (
-    LOGIN_ARGUMENT_SPEC,
+
+from ansible_collections.redis_cache.stack.plugins.module_utils.connection import (
     client_for,
     connect,
     connect_or_exit,
+    login_argument_spec,
     login_refused,
     redis,
 )
@@ -222,7 +270,7 @@ def main():
             "rules": {"type": "dict"},
             "logins": {"type": "dict", "no_log": True},
             "path": {"type": "path"},
-            **LOGIN_ARGUMENT_SPEC,
+            **login_argument_spec("server"),
         },
         required_if=[
             ("state", "validated", ["rules"]),

@@ -11,33 +11,58 @@ description:
   - Compares each library's code with what the server runs (FUNCTION LIST WITHCODE) and loads
     only what differs, with FUNCTION LOAD REPLACE. Clients then call the functions with FCALL and
     need no general scripting right (EVAL, SCRIPT).
-  - Functions replicate: on a replica nothing is loaded, and the result says so. A failover keeps
+  - Functions replicate; on a replica nothing is loaded, and the result says so. A failover keeps
     them, since the promoted replica holds them already.
   - A refused connection to a unit that systemd reports stopped means "not running" (unchanged);
     other failures are waited on for I(wait) seconds, then fail.
+author: Redis cache-aside project (@redis-cache-aside)
+extends_documentation_fragment:
+  - redis_cache.stack.login
 options:
   libraries:
     type: list
     elements: str
     required: true
     description: Library sources, each starting with its C(#!lua name=...) line.
-  login_host: {type: str, default: 127.0.0.1, description: Redis address.}
   login_port: {type: int, default: 6379, description: Redis port.}
   login_user: {type: str, required: true, description: ACL user allowed to load functions.}
-  login_password: {type: str, required: true, description: Its password.}
-  login_previous_password: {type: str, description: Tried when Redis refuses I(login_password).}
-  tls: {type: bool, default: false, description: Talk TLS (the server's certificate is verified).}
-  ca_certs: {type: path, description: CA certificate that signed the server's (with tls).}
   unit: {type: str, description: The instance's systemd unit (without .service).}
   wait: {type: int, default: 60, description: Seconds to wait for a usable connection.}
+"""
+
+EXAMPLES = r"""
+- name: Keep the app's function library loaded on the primary
+  redis_cache.stack.redis_functions:
+    libraries:
+      - "{{ lookup('ansible.builtin.file', 'cache.lua') }}"
+    login_user: admin
+    login_password: "{{ vault_redis_password }}"
+    unit: redis-server
+"""
+
+RETURN = r"""
+running:
+  description: False when the instance is stopped or still runs the package's defaults.
+  returned: always
+  type: bool
+primary:
+  description: False on a replica, where nothing is loaded (functions replicate).
+  returned: when running
+  type: bool
+loaded:
+  description: Names of the libraries loaded because their code differed.
+  returned: on a primary
+  type: list
+  elements: str
 """
 
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.redis_admin import (
-    LOGIN_ARGUMENT_SPEC,
+
+from ansible_collections.redis_cache.stack.plugins.module_utils.connection import (
     connect_or_exit,
+    login_argument_spec,
     redis,
 )
 
@@ -57,7 +82,7 @@ def main():
     module = AnsibleModule(
         argument_spec={
             "libraries": {"type": "list", "elements": "str", "required": True},
-            **LOGIN_ARGUMENT_SPEC,
+            **login_argument_spec("server"),
         },
         supports_check_mode=True,
     )

@@ -15,23 +15,19 @@ description:
     converged Sentinel is reported unchanged.
   - Rules are compared as Sentinel itself normalises them (through a scratch user, deleted again);
     passwords by their SHA-256 hashes. Neither passwords nor hashes are returned or shown in a diff.
-  - The C(default) user, unless listed, is kept off with no rights: every client names its user.
+  - The C(default) user, unless listed, is kept off with no rights; every client names its user.
   - Users other than C(default) are set first and C(default) last, so a Sentinel deployed before it
     had users (reached as C(default) with the admin's password) gets its admin user before
     C(default) is turned off; the module then logs in as the admin.
   - With I(expect_passwords), fails unless each listed password is one the user has now (the
     rotation's check, before anything changes).
+author: Redis cache-aside project (@redis-cache-aside)
+extends_documentation_fragment:
+  - redis_cache.stack.login
 options:
-  login_host: {type: str, default: 127.0.0.1, description: Sentinel address.}
   login_port: {type: int, default: 26379, description: Sentinel port.}
   login_user: {type: str, default: admin, description: ACL user allowed to run ACL commands.}
-  login_password: {type: str, required: true, description: Its password.}
-  login_previous_password:
-    type: str
-    description: Tried when Sentinel refuses I(login_password) (the admin's password is rotating).
-  tls: {type: bool, default: false, description: Talk TLS (the server's certificate is verified).}
-  ca_certs: {type: path, description: CA certificate that signed the server's (with tls).}
-  socket_timeout: {type: float, default: 2.0, description: Connect and read timeout, in seconds.}
+  socket_timeout: {type: float, default: 2.0, description: Connect and read timeout in seconds.}
   users:
     type: list
     elements: dict
@@ -47,30 +43,50 @@ options:
         type: list
         elements: str
         default: []
-        no_log: true
         description: Passwords the user accepts (several while clients move to a new one).
   expect_passwords:
     type: dict
-    no_log: true
     description: User name to a password that must be one of that user's now.
 """
 
+EXAMPLES = r"""
+- name: Give Sentinel its users, any other deleted
+  redis_cache.stack.redis_sentinel_acl:
+    login_password: "{{ vault_redis_sentinel_admin_password }}"
+    users:
+      - name: admin
+        rules: "+@all"
+        passwords: ["{{ vault_redis_sentinel_admin_password }}"]
+      - name: app
+        rules: "+sentinel|get-master-addr-by-name +sentinel|sentinels +ping +auth"
+        passwords: ["{{ vault_redis_sentinel_app_password }}"]
+"""
+
 RETURN = r"""
-users_changed: {description: "Users created or set again", type: list, elements: str}
-users_removed: {description: "Users deleted (not listed)", type: list, elements: str}
+users_changed:
+  description: Users created or set again
+  returned: success
+  type: list
+  elements: str
+users_removed:
+  description: Users deleted (not listed)
+  returned: success
+  type: list
+  elements: str
 """
 
 import hashlib
 import secrets
 from contextlib import contextmanager
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.redis_sentinel_client import (
-    LOGIN_ARGUMENT_SPEC,
-    REDIS_IMPORT_ERROR,
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.redis_cache.stack.plugins.module_utils.connection import (
     LoginError,
-    connect,
+    connect_sentinel,
+    login_argument_spec,
     redis,
+    require_redis,
     where,
 )
 
@@ -187,7 +203,7 @@ def reconcile(module, client, session_user):
             _setuser(client, name, listed[name], wanted[name][1])
     if session_user is None:
         # Logged in as `default` (a Sentinel from before its users): from now on, as the admin.
-        client, _user = connect(module.params)
+        client, _user = connect_sentinel(module.params)
     for name in removed:
         client.execute_command("ACL", "DELUSER", name)
     if DEFAULT_USER in changed:
@@ -203,7 +219,7 @@ def reconcile(module, client, session_user):
 def main():
     module = AnsibleModule(
         argument_spec={
-            **LOGIN_ARGUMENT_SPEC,
+            **login_argument_spec("sentinel"),
             "users": {
                 "type": "list",
                 "elements": "dict",
@@ -223,8 +239,7 @@ def main():
         },
         supports_check_mode=True,
     )
-    if redis is None:
-        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+    require_redis(module)
     params = module.params
     users = params["users"]
     if users is not None:
@@ -232,7 +247,7 @@ def main():
         if errors:
             module.fail_json(msg="; ".join(errors))
     try:
-        client, session_user = connect(params)
+        client, session_user = connect_sentinel(params)
         missing = _not_in_force(client, params["expect_passwords"] or {})
         if missing:
             module.fail_json(

@@ -12,19 +12,15 @@ description:
     admin ACL user; passwords travel in the module's arguments, never on a command line.
   - Sentinel owns its configuration file (it rewrites it at runtime), so settings are applied at
     runtime with C(SENTINEL SET), which Sentinel persists itself. Only settings that differ are set.
-  - Reports the Sentinel's view: the primary's address, its replicas and the other Sentinels, and
+  - Reports the Sentinel's view; the primary's address, its replicas and the other Sentinels, and
     whether the quorum is reachable (C(SENTINEL CKQUORUM)).
+author: Redis cache-aside project (@redis-cache-aside)
+extends_documentation_fragment:
+  - redis_cache.stack.login
 options:
-  login_host: {type: str, default: 127.0.0.1, description: Sentinel address.}
   login_port: {type: int, default: 26379, description: Sentinel port.}
   login_user: {type: str, default: admin, description: Sentinel's ACL user with admin rights.}
-  login_password: {type: str, required: true, description: Its password.}
-  login_previous_password:
-    type: str
-    description: Tried when Sentinel refuses I(login_password) (the admin's password is rotating).
-  tls: {type: bool, default: false, description: Talk TLS (the server's certificate is verified).}
-  ca_certs: {type: path, description: CA certificate that signed the server's (with tls).}
-  socket_timeout: {type: float, default: 2.0, description: Connect and read timeout, in seconds.}
+  socket_timeout: {type: float, default: 2.0, description: Connect and read timeout in seconds.}
   name: {type: str, required: true, description: Name of the monitored primary.}
   settings:
     type: dict
@@ -67,29 +63,70 @@ options:
     description: Seconds to wait for the new primary.
 """
 
+EXAMPLES = r"""
+- name: Keep Sentinel's settings for the primary in line and read its view
+  redis_cache.stack.redis_sentinel:
+    login_password: "{{ vault_redis_sentinel_admin_password }}"
+    name: cache
+    settings:
+      down-after-milliseconds: 5000
+      failover-timeout: 60000
+  register: view
+
+- name: Move the primary role to a replica
+  redis_cache.stack.redis_sentinel:
+    login_password: "{{ vault_redis_sentinel_admin_password }}"
+    name: cache
+    failover: true
+"""
+
 RETURN = r"""
-primary: {description: "ip, port and flags of the primary as this Sentinel sees it", type: dict}
-replicas: {description: "The replicas this Sentinel knows, with flags and link status", type: list}
-sentinels: {description: "How many other Sentinels this one knows", type: int}
-quorum_ok: {description: "SENTINEL CKQUORUM's verdict", type: bool}
-quorum_message: {description: "SENTINEL CKQUORUM's answer or error", type: str}
-settings: {description: "The readable settings after the run", type: dict}
-global_settings: {description: "The Sentinel settings asked for, after the run", type: dict}
+primary:
+  description: ip, port and flags of the primary as this Sentinel sees it
+  returned: success
+  type: dict
+replicas:
+  description: The replicas this Sentinel knows, with flags and link status
+  returned: success
+  type: list
+  elements: dict
+sentinels:
+  description: How many other Sentinels this one knows
+  returned: success
+  type: int
+quorum_ok:
+  description: SENTINEL CKQUORUM's verdict
+  returned: success
+  type: bool
+quorum_message:
+  description: SENTINEL CKQUORUM's answer or error
+  returned: success
+  type: str
+settings:
+  description: The readable settings after the run
+  returned: success
+  type: dict
+global_settings:
+  description: The Sentinel settings asked for, after the run
+  returned: success
+  type: dict
 linked_sentinels:
   description: How many other Sentinels have answered this one's last PING on a live link
+  returned: success
   type: int
 """
 
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.redis_sentinel_client import (
-    LOGIN_ARGUMENT_SPEC,
-    REDIS_IMPORT_ERROR,
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.redis_cache.stack.plugins.module_utils.connection import (
     LoginError,
-    connect,
+    connect_sentinel,
+    login_argument_spec,
     pairs,
     redis,
+    require_redis,
     text,
     where,
 )
@@ -190,7 +227,7 @@ class NotMonitored(Exception):
 def main():
     module = AnsibleModule(
         argument_spec={
-            **LOGIN_ARGUMENT_SPEC,
+            **login_argument_spec("sentinel"),
             "name": {"type": "str", "required": True},
             "settings": {"type": "dict", "default": {}},
             "global_settings": {"type": "dict", "default": {}},
@@ -205,8 +242,7 @@ def main():
         required_by={"auth_user": "config_file", "auth_pass": "config_file"},
         supports_check_mode=True,
     )
-    if redis is None:
-        module.fail_json(msg=missing_required_lib("redis"), exception=REDIS_IMPORT_ERROR)
+    require_redis(module)
     params = module.params
     for option, supported in (("settings", READABLE), ("global_settings", GLOBAL)):
         unknown = sorted(set(params[option]) - set(supported))
@@ -215,7 +251,7 @@ def main():
 
     name = params["name"]
     try:
-        client, _user = connect(params)
+        client, _user = connect_sentinel(params)
         before = _view(client, name)
         wanted = {key: int(value) for key, value in params["settings"].items()}
         differ = {k: v for k, v in wanted.items() if before["settings"][k] != v}

@@ -1,1 +1,0 @@
-../../redis/filter_plugins/redis_instances.py
