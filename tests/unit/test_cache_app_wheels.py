@@ -4,7 +4,6 @@ host's Python version, CPU and C library, whatever the controller runs."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tarfile
