@@ -59,7 +59,7 @@ EXAMPLES = r"""
         passwords: ["{{ vault_redis_sentinel_admin_password }}"]
       - name: app
         rules: "+sentinel|get-master-addr-by-name +sentinel|sentinels +ping +auth"
-        passwords: ["{{ vault_redis_sentinel_app_password }}"]
+        passwords: ["{{ vault_sentinel_app_password }}"]
 """
 
 RETURN = r"""

@@ -32,12 +32,12 @@ PLATFORMS = ROOT / "roles" / "redis" / "vars" / "platforms"
 BIN = Path(sys.executable).parent
 NAME = "cache"
 PASSWORDS = {
-    "redis_sentinel_password": "admin-" + secrets.token_hex(12),
+    "redis_sentinel_admin_password": "admin-" + secrets.token_hex(12),
     "redis_sentinel_peer_password": "peer-" + secrets.token_hex(12),
     "redis_sentinel_app_password": "app-" + secrets.token_hex(12),
-    "redis_sentinel_auth_pass": "redis-" + secrets.token_hex(12),
+    "redis_sentinel_redis_password": "redis-" + secrets.token_hex(12),
 }
-ADMIN = PASSWORDS["redis_sentinel_password"]
+ADMIN = PASSWORDS["redis_sentinel_admin_password"]
 PEER = PASSWORDS["redis_sentinel_peer_password"]
 APP = PASSWORDS["redis_sentinel_app_password"]
 
@@ -256,7 +256,7 @@ class Cluster:
         self.sentinels: dict[int, Process] = {}
 
     def start_redis(self) -> None:
-        password = PASSWORDS["redis_sentinel_auth_pass"]
+        password = PASSWORDS["redis_sentinel_redis_password"]
         for index, port in enumerate(self.redis_ports):
             folder = self.workdir / f"redis-{port}"
             folder.mkdir()
@@ -298,7 +298,7 @@ class Cluster:
         return True
 
     def redis(self, port: int) -> redis.Redis:
-        password = PASSWORDS["redis_sentinel_auth_pass"]
+        password = PASSWORDS["redis_sentinel_redis_password"]
         return redis.Redis(port=port, username="sentinel", password=password, socket_timeout=2)
 
     def client(self, port: int, user: str | None, password: str) -> redis.Redis:
@@ -501,7 +501,7 @@ def test_previous_passwords_are_checked_accepted_then_removed(cluster, one_senti
         "login_password": new["admin"],
         "login_previous_password": ADMIN,
         "users": role_users(
-            redis_sentinel_password=new["admin"],
+            redis_sentinel_admin_password=new["admin"],
             redis_sentinel_peer_password=new["peer"],
             redis_sentinel_app_password=new["app"],
             redis_sentinel_previous_passwords=previous,
@@ -521,7 +521,7 @@ def test_previous_passwords_are_checked_accepted_then_removed(cluster, one_senti
         one_sentinel,
         login_password=new["admin"],
         users=role_users(
-            redis_sentinel_password=new["admin"],
+            redis_sentinel_admin_password=new["admin"],
             redis_sentinel_peer_password=new["peer"],
             redis_sentinel_app_password=new["app"],
         ),
