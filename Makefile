@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 DEBIAN_PACKAGES := python3-venv python3-redis podman runc debootstrap aardvark-dns redis-server redis-tools jq curl wrk
 LAB := -i inventory/lab
 
-# The lab's platform: Debian release and server (README, "Platforms"). The last one given is kept
+# The lab's platform: Debian release and server (docs/platforms.md). The last one given is kept
 # in .lab/platform, so later commands (make verify, make bench) stay on the lab that runs.
 PLATFORMS := debian13-redis debian13-valkey debian12-redis debian12-valkey
 PLATFORM ?= $(or $(shell cat .lab/platform 2>/dev/null),debian13-redis)

@@ -179,7 +179,7 @@ def connect(module):
                     raise NotRunning(f"port {port}: not running") from None
                 if params["tls"] and not _refused(error) and _answers_without_tls(params):
                     # TLS comes with the restart the role then gives it. Under running
-                    # Sentinels, preflight has already refused such a switch (README, "TLS").
+                    # Sentinels, preflight has already refused such a switch (docs/tls.md).
                     reason = f"port {port}: answers without TLS until it restarts"
                     raise Unconfigured(reason) from None
                 last = error

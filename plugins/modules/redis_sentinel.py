@@ -177,7 +177,7 @@ def _view(client, name):
         known = [pairs(m)["name"] for m in client.execute_command("SENTINEL", "MASTERS") or []]
         raise NotMonitored(
             f"this Sentinel monitors no primary named {name!r} (it monitors {known}); a run does "
-            "not rename or replace the monitored primary (README, Sentinel)"
+            "not rename or replace the monitored primary (docs/sentinel.md)"
         ) from None
     replicas = [pairs(r) for r in client.execute_command("SENTINEL", "REPLICAS", name) or []]
     try:

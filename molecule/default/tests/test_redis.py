@@ -36,7 +36,7 @@ def configs(platform: dict) -> list[str]:
 def test_the_platforms_server_and_version_are_installed(host, connect, platform):
     for package in platform["server_packages"] + platform["tools_packages"]:
         assert host.package(package).is_installed, package
-    # The version the README's platform table gives, as the server reports it.
+    # The version the platform table gives (README, docs/platforms.md), as the server reports it.
     info = connect(PRIMARY).info("server")
     matches, version = runs_its_platform(info, platform)
     assert matches, (platform["name"], version)
