@@ -62,7 +62,9 @@ def test_the_tarball_carries_the_roles_plugins_and_app_and_leaves_the_lab_out(in
     assert any(n.startswith("app/src/") for n in names)
     assert {f"roles/{r}/meta/argument_specs.yml" for r in ROLES} <= set(names)
     assert {f"plugins/modules/{m}.py" for m in MODULES} <= set(names)
-    for left_out in ("molecule/", "tests/", "lab/", "benchmarks/", ".venv/", "collections/"):
+    # ansible-test's ignore file travels with the plugins it is about.
+    assert "tests/sanity/ignore-2.19.txt" in names
+    for left_out in ("molecule/", "tests/unit/", "lab/", "benchmarks/", ".venv/", "collections/"):
         assert not [n for n in names if n.startswith(left_out)], left_out
     manifest = json.loads(archive_member(tarball, "MANIFEST.json"))
     assert manifest["collection_info"]["version"] == GALAXY["version"]
