@@ -1,8 +1,9 @@
 """Run on an app host with the app's venv: the seed's part 4 as numbers, printed as JSON.
 
-GETs /data/<key> twice (cold, then warm) and reads the key's TTL in Redis with the app's own
-settings (its environment file, and the password files its unit loads as credentials), so no
-secret passes on a command line.
+GETs /data/<key> cold, then warm five times (the median one is reported: one request on a busy
+host can wait for a CPU), and reads the key's TTL in Redis with the app's own settings (its
+environment file, and the password files its unit loads as credentials), so no secret passes on
+a command line.
 """
 
 from __future__ import annotations
@@ -54,7 +55,10 @@ def main() -> None:
         env["CACHE_APP_SENTINEL_PASSWORD_FILE"] = f"{args.credentials}/sentinel-password"
     settings = config.from_env(env)
     cold = timed_get(f"{args.url}/data/{args.key}")
-    warm = timed_get(f"{args.url}/data/{args.key}")
+    warms = sorted(
+        (timed_get(f"{args.url}/data/{args.key}") for _ in range(5)), key=lambda w: w["seconds"]
+    )
+    warm = warms[len(warms) // 2]
     # The primary: the one at CACHE_APP_REDIS_URL, or the one the Sentinels name.
     writer = redis_clients(settings).writer
     ttl = writer.ttl(settings.key_prefix + args.key)
@@ -63,6 +67,7 @@ def main() -> None:
             {
                 "cold": cold,
                 "warm": warm,
+                "warm_sources": sorted({w["body"].get("source") for w in warms}),
                 "ttl": ttl,
                 "configured_ttl": settings.cache_ttl,
                 "slow_store_delay": settings.slow_store_delay,
