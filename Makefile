@@ -27,7 +27,7 @@ help:
 	@echo "make test      lint, unit tests, the collection built and installed, every molecule scenario"
 	@echo "make lab-down  remove the lab's containers (secrets stay in .lab/)"
 	@echo "make bench     warm/cold benchmark against the lab (README, Benchmark)"
-	@echo "make bench-failover  cluster converge times and failover window (README, Failover)"
+	@echo "make bench-failover  cluster converge times and failover window (docs/sentinel.md)"
 
 bootstrap: $(VENV)/.installed
 

@@ -66,7 +66,7 @@ options:
 EXAMPLES = r"""
 - name: Keep Sentinel's settings for the primary in line and read its view
   redis_cache.stack.redis_sentinel:
-    login_password: "{{ vault_redis_sentinel_admin_password }}"
+    login_password: "{{ vault_sentinel_admin_password }}"
     name: cache
     settings:
       down-after-milliseconds: 5000
@@ -75,7 +75,7 @@ EXAMPLES = r"""
 
 - name: Move the primary role to a replica
   redis_cache.stack.redis_sentinel:
-    login_password: "{{ vault_redis_sentinel_admin_password }}"
+    login_password: "{{ vault_sentinel_admin_password }}"
     name: cache
     failover: true
 """

@@ -52,11 +52,11 @@ options:
 EXAMPLES = r"""
 - name: Give Sentinel its users, any other deleted
   redis_cache.stack.redis_sentinel_acl:
-    login_password: "{{ vault_redis_sentinel_admin_password }}"
+    login_password: "{{ vault_sentinel_admin_password }}"
     users:
       - name: admin
         rules: "+@all"
-        passwords: ["{{ vault_redis_sentinel_admin_password }}"]
+        passwords: ["{{ vault_sentinel_admin_password }}"]
       - name: app
         rules: "+sentinel|get-master-addr-by-name +sentinel|sentinels +ping +auth"
         passwords: ["{{ vault_sentinel_app_password }}"]
