@@ -17,8 +17,10 @@ users.
 
 from __future__ import annotations
 
+import secrets
 import time
 import traceback
+from contextlib import contextmanager
 
 from ansible.module_utils.basic import missing_required_lib
 
@@ -98,6 +100,17 @@ def _passwords(params) -> list[str]:
         if password and password not in found:
             found.append(password)
     return found
+
+
+@contextmanager
+def scratch_user(client):
+    """The name of a user that does not exist yet, deleted afterwards: rules are tried on it (its
+    rules normalised by the server itself) without touching a real user."""
+    name = f"ansible-scratch-{secrets.token_hex(6)}"
+    try:
+        yield name
+    finally:
+        client.execute_command("ACL", "DELUSER", name)
 
 
 # A server ------------------------------------------------------------------------------------

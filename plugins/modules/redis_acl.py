@@ -28,7 +28,7 @@ description:
     on for I(wait) seconds, then fails.
   - Talks to Redis with redis-py (C(python3-redis)); passwords travel in the module's arguments,
     never on a command line.
-author: Redis cache-aside project (@redis-cache-aside)
+author: Redis cache-aside project (!UNKNOWN)
 extends_documentation_fragment:
   - redis_cache.stack.login
 options:
@@ -105,8 +105,6 @@ accepted:
 """
 
 import re
-import secrets
-from contextlib import contextmanager
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -117,16 +115,8 @@ from ansible_collections.redis_cache.stack.plugins.module_utils.connection impor
     login_argument_spec,
     login_refused,
     redis,
+    scratch_user,
 )
-
-
-@contextmanager
-def scratch_user(client):
-    name = f"ansible-scratch-{secrets.token_hex(6)}"
-    try:
-        yield name
-    finally:
-        client.execute_command("ACL", "DELUSER", name)
 
 
 def _normalised(client, name):

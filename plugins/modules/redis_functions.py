@@ -15,7 +15,7 @@ description:
     them, since the promoted replica holds them already.
   - A refused connection to a unit that systemd reports stopped means "not running" (unchanged);
     other failures are waited on for I(wait) seconds, then fail.
-author: Redis cache-aside project (@redis-cache-aside)
+author: Redis cache-aside project (!UNKNOWN)
 extends_documentation_fragment:
   - redis_cache.stack.login
 options:

@@ -14,7 +14,7 @@ description:
     instance still runs the package's defaults (anyone may log in, no users file).
   - Anything else (LOADING, TLS, timeouts) is waited on for I(wait) seconds, then fails; a refused
     login fails at once. Read-only; never changes anything.
-author: Redis cache-aside project (@redis-cache-aside)
+author: Redis cache-aside project (!UNKNOWN)
 extends_documentation_fragment:
   - redis_cache.stack.login
 options:

@@ -14,7 +14,7 @@ description:
     runtime with C(SENTINEL SET), which Sentinel persists itself. Only settings that differ are set.
   - Reports the Sentinel's view; the primary's address, its replicas and the other Sentinels, and
     whether the quorum is reachable (C(SENTINEL CKQUORUM)).
-author: Redis cache-aside project (@redis-cache-aside)
+author: Redis cache-aside project (!UNKNOWN)
 extends_documentation_fragment:
   - redis_cache.stack.login
 options:

@@ -21,7 +21,7 @@ description:
     C(default) is turned off; the module then logs in as the admin.
   - With I(expect_passwords), fails unless each listed password is one the user has now (the
     rotation's check, before anything changes).
-author: Redis cache-aside project (@redis-cache-aside)
+author: Redis cache-aside project (!UNKNOWN)
 extends_documentation_fragment:
   - redis_cache.stack.login
 options:
@@ -76,8 +76,6 @@ users_removed:
 """
 
 import hashlib
-import secrets
-from contextlib import contextmanager
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -87,6 +85,7 @@ from ansible_collections.redis_cache.stack.plugins.module_utils.connection impor
     login_argument_spec,
     redis,
     require_redis,
+    scratch_user,
     where,
 )
 
@@ -119,19 +118,10 @@ def _running(client):
     return users
 
 
-@contextmanager
-def _scratch(client):
-    name = f"ansible-scratch-{secrets.token_hex(6)}"
-    try:
-        yield name
-    finally:
-        client.execute_command("ACL", "DELUSER", name)
-
-
 def _wanted(client, listed):
     """name -> (enabled, password hashes, the rules as Sentinel describes them) for each user."""
     result = {}
-    with _scratch(client) as scratch:
+    with scratch_user(client) as scratch:
         for name, user in listed.items():
             # "reset" leaves the scratch user off and without passwords: nobody can log in as it.
             client.execute_command("ACL", "SETUSER", scratch, "reset", *user["rules"].split())
