@@ -77,10 +77,10 @@ lint: bootstrap
 	ruff check .
 	ruff format --check .
 
-unit: bootstrap
+unit: bootstrap collection
 	pytest -q tests/unit
 	cd app && pytest -q
-	tests/sanity/run.sh
+	tests/sanity/run.sh $(COLLECTION_TARBALL)
 
 # The collection as users get it: built into a tarball, installed into an empty collections path
 # (its dependencies come with the pinned `ansible` package). Molecule's scenarios converge from
