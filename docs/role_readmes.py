@@ -70,7 +70,7 @@ def render(role: str) -> str:
     ]
     entries = sorted(doc["entry_points"].items(), key=lambda item: item[0] != "main")
     for name, entry in entries:
-        call = "the role" if name == "main" else f"`tasks_from: {name}.yml`"
+        call = "the role" if name == "main" else f"`tasks_from: {name}`"
         lines += [
             "",
             f"## Entry point `{name}` ({call})",

@@ -4,6 +4,7 @@ host's Python version, CPU and C library, whatever the controller runs."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -52,12 +53,28 @@ def test_wheels_for_another_python_and_cpu_than_the_controllers(tmp_path):
     ]
     controller = f"{sys.version_info[0]}.{sys.version_info[1]}"
     assert all(t["python"] != controller for t in other)
+    # The app's source is only read: a copy without write permission, as an installed collection's
+    # may be, is left as it was.
+    source = tmp_path / "app"
+    shutil.copytree(
+        ROOT / "app", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
+    before = sorted(p.relative_to(source) for p in source.rglob("*"))
+    for path in [source, *source.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+    wheel_dir = tmp_path / "wheels"
     run = subprocess.run(
         [
-            "ansible-playbook",
+            str(Path(sys.executable).parent / "ansible-playbook"),
             str(ROOT / "tests" / "unit" / "playbooks" / "cache_app_wheels.yml"),
             "-e",
-            json.dumps({"cache_app_wheel_targets": other, "cache_app_wheel_dir": str(tmp_path)}),
+            json.dumps(
+                {
+                    "cache_app_wheel_targets": other,
+                    "cache_app_wheel_dir": str(wheel_dir),
+                    "cache_app_source_dir": str(source),
+                }
+            ),
         ],
         capture_output=True,
         text=True,
@@ -74,7 +91,7 @@ def test_wheels_for_another_python_and_cpu_than_the_controllers(tmp_path):
         (other[1], "cp312", "x86_64"),
     ]:
         tag = cache_app_wheel_tag(target)
-        with tarfile.open(tmp_path / f"{tag}.tar") as archive:
+        with tarfile.open(wheel_dir / f"{tag}.tar") as archive:
             wheels = [Path(name).name for name in archive.getnames() if name.endswith(".whl")]
         # Every pin and the app, and the one compiled dependency built for the target only.
         assert {w.split("-")[0].lower() for w in wheels} == {*pins, "cache_app"}
@@ -82,3 +99,4 @@ def test_wheels_for_another_python_and_cpu_than_the_controllers(tmp_path):
         assert f"-{abi}-{abi}-" in markupsafe
         assert platform in markupsafe
         assert f"cp{controller.replace('.', '')}" not in markupsafe
+    assert sorted(p.relative_to(source) for p in source.rglob("*")) == before
