@@ -20,7 +20,8 @@ import redis
 from flask import Flask, jsonify
 from flask_caching import Cache
 
-from cache_app import config, create_app, redis_client
+from cache_app import config, create_app
+from cache_app.clients import redis_client
 from cache_app.slow_store import SlowStore
 
 SETTINGS = config.from_env()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import nullcontext
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import redis
 from redis.exceptions import RedisError
@@ -13,6 +13,10 @@ from . import metrics
 from .flights import Flights
 from .lock import Lock, Locks
 from .near_cache import NearCache
+
+if TYPE_CHECKING:
+    from .clients import RedisClients
+    from .config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,38 @@ class CacheAside:
         self.near = near
         # While Redis fails, concurrent requests for one key share one store call.
         self._store_flights: Flights[str] = Flights()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clients: RedisClients, store: Store) -> CacheAside:
+        """The app's cache: writes and locks on the primary, reads where the settings send them,
+        and each worker's local copy unless it is off."""
+        near = None
+        if settings.local_cache_size:
+            near = NearCache(
+                clients.listener,
+                clients.source_at,
+                size=settings.local_cache_size,
+                max_age=settings.local_cache_ttl,
+                prefix=settings.key_prefix,
+                timeout=settings.redis_timeout,
+                serve_stale=settings.serve_stale,
+            )
+        locks = Locks(
+            clients.writer,
+            ttl=settings.lock_ttl,
+            renew_interval=settings.lock_renew_interval,
+            wait=settings.lock_wait,
+            wait_max=settings.lock_wait_max,
+        )
+        return cls(
+            clients.writer,
+            clients.reader,
+            store,
+            ttl=settings.cache_ttl,
+            prefix=settings.key_prefix,
+            locks=locks,
+            near=near,
+        )
 
     def get(self, key: str) -> Answer:
         name = self.prefix + key

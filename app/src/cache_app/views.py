@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import redis
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from redis.exceptions import RedisError
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException
 
 from . import metrics
 from .cache import CacheAside
+from .clients import RedisClients
 from .config import IPNetwork, Settings
 from .health import FailureLog, failure_reason
 
@@ -73,18 +74,19 @@ def _unexpected(error: Exception) -> tuple[Response, int]:
     return jsonify(error="Internal Server Error", status=500), 500
 
 
-def register(
-    app: Flask, settings: Settings, cache: CacheAside, clients: Iterable[redis.Redis]
-) -> None:
+def blueprint(settings: Settings, cache: CacheAside, clients: RedisClients) -> Blueprint:
+    """The app's routes, its JSON error answers and its latency histogram, for
+    `app.register_blueprint`."""
+    routes = Blueprint("cache_app", __name__)
     key_max_length = settings.key_max_length
     key_re = settings.key_re
     too_long = f"key is longer than {key_max_length} characters"
     bad_chars = f"key must match {settings.key_pattern}"
-    # Writer and reader are one client when reads are not sent to a replica.
-    distinct_clients = list({id(c): c for c in clients}.values())
+    distinct_clients = clients.distinct
     redis_failures = FailureLog()
     metrics_networks = settings.metrics_allowed_networks
 
+    @routes.get("/data/<path:key>")
     def data(key: str) -> Response:
         if len(key) > key_max_length:
             raise BadRequest(too_long)
@@ -95,6 +97,7 @@ def register(
         response.headers["X-Cache"] = answer.status
         return response
 
+    @routes.get("/healthz")
     def healthz() -> tuple[Response, int]:
         try:
             for client in distinct_clients:
@@ -108,15 +111,19 @@ def register(
         local = "off" if cache.near is None else "live" if cache.near.live else "down"
         return jsonify(status="ok", local_cache=local), 200
 
+    @routes.get("/metrics")
     def prometheus_metrics() -> Response:
         if not client_allowed(request.remote_addr, metrics_networks):
             raise Forbidden("metrics are served to allowed networks only")
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
 
-    app.add_url_rule("/data/<path:key>", view_func=data, methods=["GET"])
-    app.add_url_rule("/healthz", view_func=healthz, methods=["GET"])
-    app.add_url_rule("/metrics", view_func=prometheus_metrics, methods=["GET"])
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected)
-    app.wsgi_app = TimedWSGI(app.wsgi_app)  # type: ignore[method-assign]
+    # Every answer of the app is JSON, also for paths outside the blueprint's routes.
+    routes.app_errorhandler(HTTPException)(_http_error)
+    routes.app_errorhandler(Exception)(_unexpected)
+
+    @routes.record_once
+    def time_requests(state: BlueprintSetupState) -> None:
+        state.app.wsgi_app = TimedWSGI(state.app.wsgi_app)  # type: ignore[method-assign]
+
+    return routes
