@@ -95,8 +95,7 @@ class CacheAside:
         if self.near is not None:
             cached = self.near.get(name)
             if cached is not None:
-                metrics.HITS.inc()
-                metrics.LOCAL_HITS.inc()
+                metrics.TALLY.hit(local=True)
                 return Answer(cached, FROM_CACHE, "HIT")
             held = self.near.stale(name)
             if held is not None:
@@ -104,7 +103,7 @@ class CacheAside:
         try:
             cached = self._read(name)
             if cached is not None:
-                metrics.HITS.inc()
+                metrics.TALLY.hit(local=False)
                 return Answer(cached, FROM_CACHE, "HIT")
             metrics.MISSES.inc()
             # "|" is outside the keys' allowed characters: a lock never collides with a value.
@@ -122,7 +121,7 @@ class CacheAside:
         except RedisError as error:
             return self._bypass(key, error)
         if cached is not None:
-            metrics.HITS.inc()
+            metrics.TALLY.hit(local=False)
             return Answer(cached, FROM_CACHE, "HIT")
         return self._load_and_store(key, name, None)
 

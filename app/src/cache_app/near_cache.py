@@ -241,10 +241,12 @@ class NearCache:
         self._stop.set()
 
     def _ensure_listening(self) -> None:
-        if self._owner_pid == os.getpid():
+        # One listener per process: a fork resets _owner_pid in the child (_reset_in_child), which
+        # starts its own on first use. No getpid() here: this runs on every hit.
+        if self._owner_pid is not None:
             return
         with self._lock:
-            if self._owner_pid == os.getpid():
+            if self._owner_pid is not None:
                 return
             self._owner_pid = os.getpid()
         threading.Thread(target=self._listen_forever, name="near-cache", daemon=True).start()

@@ -26,15 +26,12 @@ from .health import FailureLog, failure_reason
 
 log = logging.getLogger(__name__)
 
-# The histogram's endpoint label, from the path's first segment (bounded: unknown paths share one).
-ENDPOINTS = {"data": "/data/<path:key>", "healthz": "/healthz", "metrics": "/metrics"}
-
 
 def endpoint_label(path: str) -> str:
     """The label of any PATH_INFO: "*" (OPTIONS *), "" (absolute-form without a path), junk..."""
     if not path.startswith("/"):
-        return "unmatched"
-    return ENDPOINTS.get(path[1:].partition("/")[0], "unmatched")
+        return metrics.UNMATCHED
+    return metrics.ENDPOINTS.get(path[1:].partition("/")[0], metrics.UNMATCHED)
 
 
 class TimedWSGI:
@@ -49,7 +46,7 @@ class TimedWSGI:
             return self.wsgi_app(environ, start_response)
         finally:
             endpoint = endpoint_label(environ.get("PATH_INFO", ""))
-            metrics.latency(endpoint).observe(time.perf_counter() - started)
+            metrics.TALLY.latency(endpoint, time.perf_counter() - started)
 
 
 def _http_error(error: HTTPException) -> tuple[Response, int]:

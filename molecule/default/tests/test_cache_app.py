@@ -165,11 +165,16 @@ def test_metrics_add_up_across_gunicorn_workers(host, get):
 
     key = f"k{uuid.uuid4().hex[:12]}"
     get(f"/data/{key}")
+    # Each worker adds its hits to the shared metrics twice a second (and when it answers the
+    # scrape): earlier tests' hits are all in after a second.
+    time.sleep(1.0)
     before = hits()
     # New connections each time: gunicorn spreads them over its two workers.
     for _ in range(20):
         assert get(f"/data/{key}")[2]["source"] == "cache"
-    assert hits() - before == 20
+    assert wait_for(lambda: hits() - before == 20, timeout=2.0)
+    time.sleep(1.0)
+    assert hits() - before == 20  # and not one more
 
 
 def test_restart_behind_systemds_sockets_fails_no_request(host, address):
