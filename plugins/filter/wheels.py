@@ -6,8 +6,10 @@ the CPU architecture ("x86_64", "aarch64") and the GNU C library's version ("2.4
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 # The oldest manylinux of PEP 600's form; wheels for older ones (manylinux2014 and before) carry
@@ -45,9 +47,32 @@ def cache_app_wheel_platforms(target: Mapping[str, Any]) -> list[str]:
     return [arg for tag in tags for arg in ("--platform", tag)]
 
 
+# What goes into the wheels: the project file, the pins and the package's source.
+SOURCE_FILES = ("pyproject.toml", "requirements.txt")
+SOURCE_TREE = "src"
+NOT_SOURCE = ("__pycache__", ".egg-info", ".pyc")
+
+
+def cache_app_source_digest(source_dir: str) -> str:
+    """A short digest of the app's source on the controller (its project file, pins and package
+    files): the wheels of a target are built again only when it changes."""
+    root = Path(source_dir)
+    files = [root / name for name in SOURCE_FILES]
+    files += sorted(
+        path
+        for path in (root / SOURCE_TREE).rglob("*")
+        if path.is_file() and not any(part.endswith(NOT_SOURCE) for part in path.parts)
+    )
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "cache_app_wheel_tag": cache_app_wheel_tag,
             "cache_app_wheel_platforms": cache_app_wheel_platforms,
+            "cache_app_source_digest": cache_app_source_digest,
         }

@@ -8,11 +8,13 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from ansible_collections.redis_cache.stack.plugins.filter.wheels import (
+    cache_app_source_digest,
     cache_app_wheel_platforms,
     cache_app_wheel_tag,
 )
@@ -45,6 +47,27 @@ def test_a_target_that_is_not_a_cpython_on_glibc_is_refused(target):
         cache_app_wheel_tag(target)
 
 
+def build(targets: list[dict], wheel_dir: Path, source: Path) -> None:
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            str(ROOT / "tests" / "unit" / "playbooks" / "cache_app_wheels.yml"),
+            "-e",
+            json.dumps(
+                {
+                    "cache_app_wheel_targets": targets,
+                    "cache_app_wheel_dir": str(wheel_dir),
+                    "cache_app_source_dir": str(source),
+                }
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+
+
 def test_wheels_for_another_python_and_cpu_than_the_controllers(tmp_path):
     """A 3.11 x86-64 controller builds for Debian 13 on arm64 (and a Python 3.12 host)."""
     other = [
@@ -63,24 +86,7 @@ def test_wheels_for_another_python_and_cpu_than_the_controllers(tmp_path):
     for path in [source, *source.rglob("*")]:
         path.chmod(path.stat().st_mode & ~0o222)
     wheel_dir = tmp_path / "wheels"
-    run = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "ansible-playbook"),
-            str(ROOT / "tests" / "unit" / "playbooks" / "cache_app_wheels.yml"),
-            "-e",
-            json.dumps(
-                {
-                    "cache_app_wheel_targets": other,
-                    "cache_app_wheel_dir": str(wheel_dir),
-                    "cache_app_source_dir": str(source),
-                }
-            ),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-3000:]
+    build(other, wheel_dir, source)
     pins = [
         line.split("==")[0].lower().replace("-", "_")
         for line in REQUIREMENTS.read_text().splitlines()
@@ -91,7 +97,9 @@ def test_wheels_for_another_python_and_cpu_than_the_controllers(tmp_path):
         (other[1], "cp312", "x86_64"),
     ]:
         tag = cache_app_wheel_tag(target)
-        with tarfile.open(wheel_dir / f"{tag}.tar") as archive:
+        with tarfile.open(
+            wheel_dir / cache_app_source_digest(str(source)) / f"{tag}.tar"
+        ) as archive:
             wheels = [Path(name).name for name in archive.getnames() if name.endswith(".whl")]
         # Every pin and the app, and the one compiled dependency built for the target only.
         assert {w.split("-")[0].lower() for w in wheels} == {*pins, "cache_app"}
@@ -100,3 +108,33 @@ def test_wheels_for_another_python_and_cpu_than_the_controllers(tmp_path):
         assert platform in markupsafe
         assert f"cp{controller.replace('.', '')}" not in markupsafe
     assert sorted(p.relative_to(source) for p in source.rglob("*")) == before
+
+
+def test_wheels_are_built_again_only_when_the_source_changes(tmp_path):
+    target = [{"python": "3.13", "arch": "x86_64", "glibc": "2.41"}]
+    tag = cache_app_wheel_tag(target[0])
+    source = tmp_path / "app"
+    shutil.copytree(
+        ROOT / "app", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
+    wheel_dir = tmp_path / "wheels"
+    build(target, wheel_dir, source)
+    first = wheel_dir / cache_app_source_digest(str(source)) / f"{tag}.tar"
+    built = first.stat()
+    # Bytecode and build leftovers beside the source are not the source.
+    (source / "src" / "cache_app" / "__pycache__").mkdir(exist_ok=True)
+    (source / "src" / "cache_app" / "__pycache__" / "views.cpython-311.pyc").write_bytes(b"x")
+    build(target, wheel_dir, source)
+    assert (first.stat().st_ino, first.stat().st_mtime_ns) == (built.st_ino, built.st_mtime_ns)
+    # A changed module is a new source: a new archive, with the change in its app wheel.
+    views = source / "src" / "cache_app" / "views.py"
+    views.write_text(views.read_text() + "\n# changed\n")
+    build(target, wheel_dir, source)
+    second = wheel_dir / cache_app_source_digest(str(source)) / f"{tag}.tar"
+    assert second != first
+    with tarfile.open(second) as archive:
+        (app_wheel,) = [
+            m for m in archive.getmembers() if m.name.endswith(".whl") and "cache_app" in m.name
+        ]
+        with zipfile.ZipFile(archive.extractfile(app_wheel)) as wheel:
+            assert wheel.read("cache_app/views.py").decode().endswith("# changed\n")
