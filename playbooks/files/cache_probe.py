@@ -13,7 +13,8 @@ import json
 import time
 import urllib.request
 
-from cache_app import config, redis_clients
+from cache_app import config
+from cache_app.clients import RedisClients
 
 
 def read_env(path: str) -> dict[str, str]:
@@ -60,7 +61,7 @@ def main() -> None:
     )
     warm = warms[len(warms) // 2]
     # The primary: the one at CACHE_APP_REDIS_URL, or the one the Sentinels name.
-    writer = redis_clients(settings).writer
+    writer = RedisClients.for_settings(settings).writer
     ttl = writer.ttl(settings.key_prefix + args.key)
     print(
         json.dumps(

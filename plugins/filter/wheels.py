@@ -53,19 +53,22 @@ SOURCE_TREE = "src"
 NOT_SOURCE = ("__pycache__", ".egg-info", ".pyc")
 
 
-def cache_app_source_digest(source_dir: str) -> str:
+def cache_app_source_digest(source_dir: str, *build_files: str) -> str:
     """A short digest of the app's source on the controller (its project file, pins and package
-    files): the wheels of a target are built again only when it changes."""
+    files) and of how its wheels are built (this file's platform tags, and `build_files`, the
+    tasks that build them): a target's wheels are built again only when it changes."""
     root = Path(source_dir)
-    files = [root / name for name in SOURCE_FILES]
+    files = [(name, root / name) for name in SOURCE_FILES]
     files += sorted(
-        path
+        (str(path.relative_to(root)), path)
         for path in (root / SOURCE_TREE).rglob("*")
-        if path.is_file() and not any(part.endswith(NOT_SOURCE) for part in path.parts)
+        if path.is_file()
+        and not any(part.endswith(NOT_SOURCE) for part in path.relative_to(root).parts)
     )
+    files += [(f"build:{i}", Path(path)) for i, path in enumerate((__file__, *build_files))]
     digest = hashlib.sha256()
-    for path in files:
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, path in files:
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 

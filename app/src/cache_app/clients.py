@@ -1,7 +1,8 @@
 """The app's Redis clients, made once per app from its settings (a Flask extension).
 
 `RedisClients(app)` or `RedisClients().init_app(app)` reads the settings from
-`app.config["SETTINGS"]` and keeps the clients in `app.extensions["redis_clients"]`:
+`app.config["SETTINGS"]` and keeps the clients in `app.extensions["redis_clients"]`
+(`RedisClients.for_settings(settings)`: the same, without an app):
 
 - `writer`: always the primary;
 - `reader`: a replica (with Sentinel and read_from=replica, or CACHE_APP_REDIS_READ_URL), else
@@ -69,12 +70,21 @@ class RedisClients:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        settings: Settings = app.config["SETTINGS"]
+        self._connect(app.config["SETTINGS"])
+        app.extensions[EXTENSION] = self
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> RedisClients:
+        """The same clients without an app (a script with the app's settings)."""
+        clients = cls()
+        clients._connect(settings)
+        return clients
+
+    def _connect(self, settings: Settings) -> None:
         if settings.sentinels:
             self._through_sentinel(settings)
         else:
             self._at_urls(settings)
-        app.extensions[EXTENSION] = self
 
     @property
     def distinct(self) -> list[redis.Redis]:

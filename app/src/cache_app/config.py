@@ -179,7 +179,8 @@ class Settings:
     # its TTL in Redis, as X-Cache: STALE; off: such requests go to the store (BYPASS).
     serve_stale: bool = _setting(True, _flag)
     key_max_length: int = _setting(128, _key_max_length)
-    key_pattern: str = _setting(r"[A-Za-z0-9_.:-]+", _text)
+    # Not a setting: "|" (the lock names' separator, cache.py) must stay outside it.
+    key_pattern: str = r"[A-Za-z0-9_.:-]+"
     # Clients whose address is in one of these may read /metrics; empty: nobody may.
     metrics_allowed_networks: tuple[IPNetwork, ...] = _setting(
         (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
@@ -239,6 +240,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     values = {}
     for setting in fields(Settings):
+        if "parse" not in setting.metadata:
+            continue
         name = variable(setting.name)
         raw = env.get(name)
         if raw is None or (raw == "" and setting.metadata["empty_is_unset"]):
