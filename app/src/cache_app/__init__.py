@@ -1,8 +1,8 @@
 """Cache-aside web app: GET /data/<key> from Redis, else from a slow store, cached with a TTL.
 
 The wiring, as Flask apps do it: settings (config.py, each named once), the Redis clients (a
-Flask extension, clients.py), the cache built on them (cache.py), and the routes (a blueprint,
-views.py).
+Flask extension, clients.py), the cache built on them (cache.py), and the routes (views.py,
+added by its init_app).
 """
 
 from __future__ import annotations
@@ -25,5 +25,5 @@ def create_app(settings: config.Settings | None = None, store: Store | None = No
         settings, clients, store or SlowStore(settings.slow_store_delay)
     )
     app.extensions["cache_app"] = cache
-    app.register_blueprint(views.blueprint(settings, cache, clients))
+    views.init_app(app)
     return app

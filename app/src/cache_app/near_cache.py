@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import redis
-from cachetools import TLRUCache
+from cachetools import LRUCache
 from redis.exceptions import AuthenticationError, InvalidResponse, RedisError
 
 from . import metrics
@@ -53,8 +53,9 @@ class _Held(NamedTuple):
     expires_at: float
 
 
-def _expires(_key: str, held: _Held, _now: float) -> float:
-    return held.expires_at
+def _unexpired(held: _Held | None) -> str | None:
+    """A held value, if its key has not yet expired in Redis (a stale answer is bounded by it)."""
+    return None if held is None or held.expires_at <= time.monotonic() else held.value
 
 
 def _redis_expiry(pttl: object, started: float) -> float | None:
@@ -120,7 +121,10 @@ class NearCache:
         self._retry_interval = retry_interval
         self._serve_stale = serve_stale
         self._backoff = backoff
-        self._entries: TLRUCache[str, _Held] = TLRUCache(size, _expires)
+        # Least recently used out first. Each entry's times are checked where it is read: a hit
+        # only while fresh, a stale answer only until the key's expiry in Redis. (cachetools'
+        # TLRUCache would drop expired entries itself, at several times the cost of a hit.)
+        self._entries: LRUCache[str, _Held] = LRUCache(size)
         # Keys being read from Redis: name -> the reader's token, dropped by a report for the key,
         # so a value read before a change and stored after its report is not kept.
         self._pending: dict[str, object] = {}
@@ -170,7 +174,7 @@ class NearCache:
                 self._unusable_until = now + self._backoff
                 return None
             held = self._entries.get(name)
-        return None if held is None else held.value
+        return _unexpired(held)
 
     def redis_failed(self, name: str, error: RedisError) -> str | None:
         """A request's Redis call failed. If that makes Redis unusable, start the back-off and
@@ -184,7 +188,7 @@ class NearCache:
             if self._source is not None or not self._serve_stale:
                 return None
             held = self._entries.get(name)
-        return None if held is None else held.value
+        return _unexpired(held)
 
     def redis_answered(self) -> None:
         """Redis answered a request: it can be reached, so keys may change there unreported until
