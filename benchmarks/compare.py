@@ -3,8 +3,9 @@
 The five apps (peers.py) run at once on this machine under the same gunicorn settings as the
 cache_app role deploys (gthread, 2 workers x 16 threads), against the lab's Redis primary
 (127.0.0.1:6379, published by `make lab`). wrk measures warm-hit latency and throughput at 1, 8
-and 32 connections, one app at a time, in interleaved rounds (medians reported); then 100
-concurrent cold requests for one fresh key count slow-store calls and time the answers; then, for
+and 32 connections, one app at a time, in interleaved rounds (medians reported; an app's
+throughput against the bare route's is the median of the rounds' ratios); then 100 concurrent cold
+requests for one fresh key count slow-store calls and time the answers; then, for
 this app, how soon a SET in Redis replaces the value its workers' local copies answer.
 
 Writes benchmarks/results/results.md (table) and benchmarks/results/results.png (plot).
@@ -164,15 +165,18 @@ def serve(name: str, port: int, env: dict[str, str]) -> subprocess.Popen:
 
 def table(results: list[Result]) -> str:
     lines = [
-        "| app | clients | warm p50 (ms) | warm p99 (ms) | requests/s | min-max | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        (
+            "| app | clients | warm p50 (ms) | warm p99 (ms) | requests/s | min-max "
+            "| vs bare route | errors |"
+        ),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for result in results:
         for clients, warm in result.warm.items():
             lines.append(
                 f"| {APPS[result.app]} | {clients} | {warm['p50_ms']:.2f} | {warm['p99_ms']:.2f} "
                 f"| {warm['rps']:.0f} | {warm['rps_min']:.0f}-{warm['rps_max']:.0f} "
-                f"| {warm['errors']:.0f} |"
+                f"| {warm['vs_bare']:.2f} | {warm['errors']:.0f} |"
             )
     lines += [
         "",
@@ -296,6 +300,14 @@ def main() -> None:
                     "rps_min": min(sample["rps"] for sample in samples),
                     "rps_max": max(sample["rps"] for sample in samples),
                     "errors": sum(sample["errors"] for sample in samples),
+                    # Each round's throughput against the bare route's in the same round: drift
+                    # on the machine (a whole run at half speed) hits both, and cancels.
+                    "vs_bare": median(
+                        [
+                            sample["rps"] / bare["rps"]
+                            for sample, bare in zip(samples, runs["bare"][clients], strict=True)
+                        ]
+                    ),
                 }
             if name in ("ours", "flask_caching"):
                 result.cold = cold_burst(bases[name], counter, name)
