@@ -190,7 +190,8 @@ def test_verification_playbook_passes(playbook):
         ),
         (
             '{"redis_instances": [{"name": "main", "port": 6379, "role": "master"}]}',
-            "redis_instances[main].role: 'master' is not one of primary, replica",
+            # The role's argument spec refuses it first (preflight calls its `assert` entry point).
+            "value of role must be one of: primary, replica, got: master found in redis_instances",
         ),
         ('{"redis_instances": [{"name": "main", "port": 99999}]}', "port: 99999 is outside"),
         (
@@ -209,7 +210,10 @@ def test_verification_playbook_passes(playbook):
         ('{"cache_app_cache_ttl": -5}', "cache_app_cache_ttl: must be a positive"),
         ('{"cache_app_bind": ["app.example.com"]}', "cache_app_bind: give IP addresses"),
         ('{"redis_tls": true}', "redis_tls_pki_dir: required to generate certificates"),
-        ('{"redis_server": "keydb"}', "with redis_server=keydb is not supported; supported:"),
+        (
+            '{"redis_server": "keydb"}',
+            "value of redis_server must be one of: redis, valkey, got: keydb",
+        ),
         # Redis hosts asked to become Valkey hosts in place (and the other way round).
         ('{"redis_server": "valkey"}', "has redis-server installed but redis_server=valkey"),
     ],
