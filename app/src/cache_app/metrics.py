@@ -70,8 +70,6 @@ class _Tally:
             endpoint: 2 + i * width for i, endpoint in enumerate([*ENDPOINTS.values(), UNMATCHED])
         }
         self._size = 2 + width * len(self._latency_at)  # hits and local hits first
-        self._lock = threading.Lock()  # flushes, and the list of threads' counts
-        self._local = threading.local()
         self._reset()
         os.register_at_fork(after_in_child=self._reset)
         atexit.register(self.flush)
@@ -81,7 +79,7 @@ class _Tally:
         self._flushed = [0.0] * self._size
         self._flusher: threading.Thread | None = None
         self._local = threading.local()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # flushes, and the list of threads' counts
 
     def _mine(self) -> list[float]:
         try:
