@@ -6,6 +6,10 @@ VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Mitogen's strategy for every play make runs (docs/speed.md): each host keeps one Python that runs
+# the modules, instead of a new interpreter per task. ANSIBLE_STRATEGY=linear runs Ansible's own.
+export ANSIBLE_STRATEGY_PLUGINS := $(VENV)/mitogen-strategy
+export ANSIBLE_STRATEGY ?= mitogen_linear
 
 DEBIAN_PACKAGES := python3-venv python3-redis podman runc debootstrap aardvark-dns redis-server redis-tools jq curl wrk
 LAB := -i inventory/lab
@@ -43,6 +47,8 @@ $(VENV)/.installed: requirements.txt | system-packages
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt
+	ln -sfn "$$($(VENV)/bin/python -c 'import ansible_mitogen.plugins.strategy as s; print(s.__path__[0])')" \
+	  $(VENV)/mitogen-strategy
 	touch $@
 
 platform:

@@ -16,7 +16,9 @@ case "$release" in
 esac
 name="${LAB_IMAGE_NAME:-localhost/redis-lab-debian$release}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-packages=systemd,systemd-sysv,python3,dbus,iproute2,ca-certificates,sudo,openssh-server
+# python3-apt, as hosts with unattended-upgrades have it: Ansible's apt module installs it when it
+# is missing and restarts itself, which Mitogen's strategy cannot follow (docs/speed.md).
+packages=systemd,systemd-sysv,python3,python3-apt,dbus,iproute2,ca-certificates,sudo,openssh-server
 recipe_hash=$(printf '%s\n' "$suite" "$packages" "$(sed -n '/^# recipe-end/q;p' "$0")" \
   | sha256sum | cut -c1-12)
 image="$name:$recipe_hash"
@@ -43,6 +45,9 @@ chmod 0440 "$rootfs/etc/sudoers.d/ansible"
 printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin no\n' \
   >"$rootfs/etc/ssh/sshd_config.d/lab.conf"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+# Package lists never read, as apt sees them: the emptied folder's time would otherwise pass for a
+# recent `apt-get update`, and a host started within the hour would find no packages.
+touch --date=@0 "$rootfs"/var/lib/apt/lists
 tar -C "$rootfs" -c . | podman import --change 'CMD ["/sbin/init"]' - "$image" >&2
 podman tag "$image" "$name:latest" >/dev/null
 echo "$image"
