@@ -9,7 +9,7 @@ requests for one fresh key count slow-store calls and time the answers; then, fo
 this app, how soon a SET in Redis replaces the value its workers' local copies answer.
 
 Writes benchmarks/results/results.md (table) and benchmarks/results/results.png (plot).
-Usage: make bench   (or: .venv/bin/python benchmarks/compare.py --duration 4 --rounds 5)
+Usage: make bench   (or: .venv/bin/python benchmarks/compare.py --duration 4 --rounds 9)
 """
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ def median(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians kept")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds; medians kept")
     parser.add_argument("--redis-port", type=int, default=6379)
     parser.add_argument(
         "--password-file", default=str(ROOT / ".lab" / "secrets" / "redis_password")
