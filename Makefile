@@ -33,7 +33,7 @@ help:
 	@echo "make bench     warm/cold benchmark against the lab (README, Benchmark)"
 	@echo "make bench-failover  cluster converge times and failover window (docs/sentinel.md)"
 
-bootstrap: $(VENV)/.installed
+bootstrap: $(VENV)/.installed $(VENV)/mitogen-strategy
 
 system-packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
@@ -47,9 +47,13 @@ $(VENV)/.installed: requirements.txt | system-packages
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt
-	ln -sfn "$$($(VENV)/bin/python -c 'import ansible_mitogen.plugins.strategy as s; print(s.__path__[0])')" \
-	  $(VENV)/mitogen-strategy
 	touch $@
+
+# A fixed path to the strategy plugins of the pinned mitogen package (ANSIBLE_STRATEGY_PLUGINS).
+$(VENV)/mitogen-strategy: | $(VENV)/.installed
+	folder=$$($(VENV)/bin/python -c \
+	  'import ansible_mitogen.plugins.strategy as s; print(s.__path__[0])') && \
+	  test -d "$$folder" && ln -sfnT "$$folder" $@
 
 platform:
 	@case " $(PLATFORMS) " in *" $(PLATFORM) "*) ;; \
@@ -83,6 +87,9 @@ lint: bootstrap
 	ruff check .
 	ruff format --check .
 
+# The unit tests start Ansible once per check, on the controller only: Mitogen's start-up
+# would cost each of them about half a second and save nothing.
+unit: export ANSIBLE_STRATEGY := linear
 unit: bootstrap collection
 	pytest -q tests/unit
 	cd app && pytest -q
