@@ -249,8 +249,10 @@ def median(values: list[float]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=4, help="seconds per wrk run")
-    # A multiple of the five apps: each app takes each place in the rotating order equally often.
-    parser.add_argument("--rounds", type=int, default=10, help="interleaved rounds; medians kept")
+    # A multiple of the apps' count: each app takes each place in the rotating order equally often.
+    parser.add_argument(
+        "--rounds", type=int, default=2 * len(APPS), help="interleaved rounds; medians kept"
+    )
     parser.add_argument("--redis-port", type=int, default=6379)
     parser.add_argument(
         "--password-file", default=str(ROOT / ".lab" / "secrets" / "redis_password")

@@ -5,8 +5,8 @@ inventory/production.example, TLS on): converges fresh hosts and times it, times
 re-runs, each with Ansible's own strategy and with Mitogen's (docs/speed.md), then kills the
 primary's redis-server (SIGKILL) while a client asks the app for a new key every 20 ms. The window
 is the time from the first answer the cache could not take (X-Cache: BYPASS, or any error) to the
-first value cached again. Measured with the shipped Sentinel settings
-(down-after 3000 ms) and with Sentinel's default (30000 ms), side by side.
+first value cached again. Measured with the shipped Sentinel settings (down-after 3000 ms) and with
+Sentinel's default (30000 ms), side by side.
 
 Writes benchmarks/results/failover.md. Usage: make bench-failover (takes about 10 minutes).
 """
