@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -27,7 +28,7 @@ import redis
 
 # How the molecule checks crash a Redis (molecule/shared/helpers.py; make bench-failover puts
 # molecule/ on PYTHONPATH).
-from shared.helpers import crash_server, restart_crashed_server
+from shared.helpers import crash_server, recap, restart_crashed_server
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -59,13 +60,27 @@ def server_unit(container: str) -> str:
     return listing[0].removesuffix(".service")
 
 
-def molecule(*args: str, strategy: str = "linear") -> float:
+def molecule(*args: str, strategy: str = "linear", unchanged: bool = False) -> float:
     """Runs a molecule command on the cluster scenario with Ansible's own strategy or Mitogen's
-    (docs/speed.md); returns how long it took."""
+    (docs/speed.md); returns how long it took. With `unchanged`, stops unless its last play recap
+    reports changed=0 on every host."""
     started = time.monotonic()
     env = {**os.environ, "MOLECULE_ANSIBLE_STRATEGY": strategy}
-    subprocess.run(["molecule", *args, "-s", "cluster"], cwd=ROOT, check=True, env=env)
-    return time.monotonic() - started
+    run = subprocess.run(
+        ["molecule", *args, "-s", "cluster"],
+        cwd=ROOT,
+        check=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    took = time.monotonic() - started
+    print(run.stdout, flush=True)
+    if unchanged:
+        changes = [int(n) for n in re.findall(r"changed=(\d+)", recap(run.stdout))]
+        if not changes or any(changes):
+            raise SystemExit(f"molecule {' '.join(args)} ({strategy}) changed something: {changes}")
+    return took
 
 
 STRATEGIES = {"linear": "Ansible's own (linear)", "mitogen_linear": "Mitogen's (mitogen_linear)"}
@@ -83,7 +98,9 @@ def converge_times() -> dict[str, dict[str, float]]:
         times[strategy]["fresh"] = molecule("converge", strategy=strategy)
     for round_ in (1, 2):
         for strategy in STRATEGIES:
-            times[strategy][f"rerun{round_}"] = molecule("converge", strategy=strategy)
+            times[strategy][f"rerun{round_}"] = molecule(
+                "converge", strategy=strategy, unchanged=True
+            )
     return times
 
 
