@@ -71,7 +71,9 @@ def molecule(*args: str, strategy: str = "linear", unchanged: bool = False) -> f
         cwd=ROOT,
         check=True,
         env=env,
+        # Molecule writes Ansible's output to stderr.
         stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     took = time.monotonic() - started
