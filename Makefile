@@ -33,7 +33,7 @@ help:
 	@echo "make bench     warm/cold benchmark against the lab (README, Benchmark)"
 	@echo "make bench-failover  cluster converge times and failover window (docs/sentinel.md)"
 
-bootstrap: $(VENV)/.installed $(VENV)/mitogen-strategy
+bootstrap: $(VENV)/.installed $(VENV)/mitogen-strategy $(VENV)/collections/.linked
 
 system-packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
@@ -54,6 +54,21 @@ $(VENV)/mitogen-strategy: | $(VENV)/.installed
 	folder=$$($(VENV)/bin/python -c \
 	  'import ansible_mitogen.plugins.strategy as s; print(s.__path__[0])') && \
 	  test -d "$$folder" && ln -sfnT "$$folder" $@
+
+# The collections the playbooks and molecule's driver use (galaxy.yml's dependencies, and
+# containers.podman), linked from the pinned ansible package into a path of their own
+# (ansible.cfg's collections_path), so that Ansible need not scan that package's 185 others
+# (collections_scan_sys_path = false): Mitogen lists every installed collection for each call of a
+# collection's module (docs/speed.md).
+DEPENDENCY_COLLECTIONS := ansible/posix community/crypto community/general containers/podman
+$(VENV)/collections/.linked: $(VENV)/.installed
+	packages=$$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	for c in $(DEPENDENCY_COLLECTIONS); do \
+	  test -f "$$packages/ansible_collections/$$c/MANIFEST.json" && \
+	  install -d $(VENV)/collections/ansible_collections/$${c%/*} && \
+	  ln -sfnT "$$packages/ansible_collections/$$c" $(VENV)/collections/ansible_collections/$$c || exit 1; \
+	done
+	touch $@
 
 platform:
 	@case " $(PLATFORMS) " in *" $(PLATFORM) "*) ;; \
@@ -96,7 +111,7 @@ unit: bootstrap collection
 	tests/sanity/run.sh $(COLLECTION_TARBALL)
 
 # The collection as users get it: built into a tarball, installed into an empty collections path
-# (its dependencies come with the pinned `ansible` package). Molecule's scenarios converge from
+# (its dependencies are the pinned `ansible` package's, linked into .venv/collections). Molecule's scenarios converge from
 # this install, by the roles' and plugins' fully qualified names (.config/molecule/config.yml).
 COLLECTION_TARBALL = build/redis_cache-stack-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 

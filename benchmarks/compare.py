@@ -40,6 +40,12 @@ APPS = {
     "bare": "bare Flask route",
 }
 CONCURRENCY = (1, 8, 32)
+# The load generator and the servers on cores of their own, when there are two or more: sharing
+# every core, each round's result depended on where the scheduler put wrk's threads, and whole
+# runs' medians differed by up to 0.3x. Redis (in the lab's container) is not pinned.
+_CPUS = sorted(os.sched_getaffinity(0))
+SERVER_CPUS = set(_CPUS[: max(1, len(_CPUS) // 2)])
+LOAD_CPUS = set(_CPUS[len(SERVER_CPUS) :]) or SERVER_CPUS
 COLD_CLIENTS = 100
 # The settings the cache_app role deploys (its defaults and cache-app.env.j2); the config sets the
 # worker class (gthread, answering its own errors in JSON).
@@ -64,6 +70,7 @@ def wrk(url: str, connections: int, duration: int) -> dict[str, float]:
         capture_output=True,
         text=True,
         check=True,
+        preexec_fn=lambda: os.sched_setaffinity(0, LOAD_CPUS),
     ).stdout
     units = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
@@ -150,6 +157,7 @@ def serve(name: str, port: int, env: dict[str, str]) -> subprocess.Popen:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.sched_setaffinity(0, SERVER_CPUS),
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
