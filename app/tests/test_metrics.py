@@ -35,6 +35,21 @@ def test_hits_from_many_threads_are_all_counted_once():
     assert sample("cache_app_local_cache_hits_total") == before[1] + 2000
 
 
+def test_a_thread_per_request_server_leaves_no_list_per_thread():
+    """Threads that ended have their counts kept in one total, and their own lists dropped."""
+    metrics.TALLY.flush()
+    before = sample("cache_app_cache_hits_total")
+    for _ in range(50):
+        thread = threading.Thread(target=metrics.TALLY.hit, kwargs={"local": False})
+        thread.start()
+        thread.join()
+    metrics.TALLY.flush()
+    assert sample("cache_app_cache_hits_total") == before + 50
+    # Only live threads keep a list: here the main thread and the flusher, at most.
+    assert all(thread.is_alive() for thread, _ in metrics.TALLY._counts)
+    assert len(metrics.TALLY._counts) <= threading.active_count()
+
+
 def test_latencies_land_in_the_histograms_buckets_and_sum():
     endpoint = metrics.ENDPOINTS["healthz"]
 

@@ -75,7 +75,11 @@ class _Tally:
         atexit.register(self.flush)
 
     def _reset(self) -> None:
-        self._counts: list[list[float]] = []  # one list per thread, written by it alone
+        # One list per live thread, written by it alone; a thread's counts move into _retired at
+        # the first flush after it ends, so a server that starts a thread per request does not
+        # keep a list for each.
+        self._counts: list[tuple[threading.Thread, list[float]]] = []
+        self._retired = [0.0] * self._size
         self._flushed = [0.0] * self._size
         self._flusher: threading.Thread | None = None
         self._local = threading.local()
@@ -87,7 +91,7 @@ class _Tally:
         except AttributeError:
             counts = self._local.counts = [0.0] * self._size
             with self._lock:
-                self._counts.append(counts)
+                self._counts.append((threading.current_thread(), counts))
                 if self._flusher is None:
                     self._flusher = threading.Thread(
                         target=self._flush_forever, name="metrics-flush", daemon=True
@@ -109,9 +113,17 @@ class _Tally:
 
     def flush(self) -> None:
         with self._lock:
+            live = []
+            for thread, counts in self._counts:
+                if thread.is_alive():
+                    live.append((thread, counts))
+                else:  # ended: its counts no longer change
+                    self._retired = [a + b for a, b in zip(self._retired, counts, strict=True)]
+            self._counts = live
             totals = [
-                math.fsum(column) for column in zip(*self._counts, strict=True)
-            ] or self._flushed
+                math.fsum(column)
+                for column in zip(self._retired, *(counts for _, counts in live), strict=True)
+            ]
             new = [total - flushed for total, flushed in zip(totals, self._flushed, strict=True)]
             self._flushed = totals
         if new[0]:
