@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 
+import flask
 import pytest
 import redis
 
@@ -24,6 +25,21 @@ def test_miss_then_hit(client, store):
     assert second.get_json() == {"key": "bonjour", "value": "BONJOUR", "source": CACHE}
     assert second.headers["X-Cache"] == "HIT"
     assert store.calls == 1
+
+
+@pytest.mark.parametrize(
+    "value", ["plain", 'qu"ote\\ and\nnewline', "caf\u00e9 \u2603 \U0001f600", ""]
+)
+def test_the_answer_is_the_json_flask_writes_for_any_value(app, client, redis_server, value):
+    redis_server.client().set("stored", value, ex=60)
+    for _ in range(2):  # from Redis, then from the worker's local copy
+        answer = client.get("/data/stored")
+        assert answer.status_code == 200
+        assert answer.content_type == "application/json"
+        assert answer.get_json() == {"key": "stored", "value": value, "source": CACHE}
+        with app.app_context():
+            expected = flask.jsonify(key="stored", value=value, source=CACHE).get_data()
+        assert answer.get_data() == expected
 
 
 def test_value_stored_as_plain_string_with_default_ttl_of_60(client, redis_server):
