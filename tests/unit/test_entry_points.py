@@ -96,3 +96,72 @@ def test_a_bad_variable_stops_an_entry_point_before_its_first_task(variables, er
     assert "Read this host's replication state" not in run.stdout
     # And the secret given is not shown.
     assert SENTINEL_SECRETS["redis_sentinel_admin_password"] not in run.stdout + run.stderr
+
+
+def test_the_sentinel_checks_inputs_are_the_assert_entry_points_options():
+    """The checks are skipped for settings this run has passed: the digest that says so must
+    cover every option of the entry point, or a change to a missing one would go unchecked."""
+    role = ROOT / "roles" / "redis_sentinel"
+    options = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())["argument_specs"][
+        "assert"
+    ]["options"]
+    inputs = yaml.safe_load((role / "vars" / "main.yml").read_text())[
+        "_redis_sentinel_check_inputs"
+    ]
+    assert sorted(inputs) == sorted(options)
+
+
+SENTINEL_PEER_SECRETS = {
+    "redis_sentinel_peer_password": "peer-password-0123456789",
+    "redis_sentinel_app_password": "app-password-0123456789",
+}
+
+
+def checked_sentinel_settings(quorum: int) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            str(ROOT / "tests" / "unit" / "playbooks" / "sentinel_checks.yml"),
+            "-e",
+            json.dumps({**SENTINEL_SECRETS, **SENTINEL_PEER_SECRETS, "checks_last_quorum": quorum}),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def test_the_sentinel_checks_run_again_only_for_other_settings():
+    same = checked_sentinel_settings(quorum=1)
+    assert same.returncode == 0, same.stdout[-3000:]
+    # The first call checks; the second (the same settings) and the third (the same quorum, 1, as
+    # the play's) skip the checks.
+    assert (
+        same.stdout.count("TASK [redis_cache.stack.redis_sentinel : Check Sentinel's settings]")
+        == 1
+    )
+    other = checked_sentinel_settings(quorum=2)
+    assert other.returncode != 0
+    assert (
+        other.stdout.count("TASK [redis_cache.stack.redis_sentinel : Check Sentinel's settings]")
+        == 2
+    )
+    assert "redis_sentinel_quorum: 2 must be between 1 and the 1 Sentinels" in other.stdout
+    assert SENTINEL_SECRETS["redis_sentinel_admin_password"] not in other.stdout + other.stderr
+
+
+def test_a_renamed_sentinel_variable_is_refused_with_its_new_name():
+    run = call(
+        "redis_cache.stack.redis_sentinel",
+        "assert",
+        {
+            **SENTINEL_SECRETS,
+            **SENTINEL_PEER_SECRETS,
+            "redis_sentinel_quorum": 1,
+            "ansible_become_method": "ansible.builtin.su",
+            "redis_sentinel_auth_user": "sentinel",
+        },
+    )
+    assert run.returncode != 0
+    assert "redis_sentinel_auth_user was renamed redis_sentinel_redis_user" in run.stdout
