@@ -5,8 +5,7 @@ context proxies, and latency is timed by a thin WSGI wrapper instead of before/a
 warm hit the whole request costs a few hundred microseconds, and those lookups were a visible part.
 For the same reason /data's answer is encoded by one JSON encoder made at import, where Flask's
 jsonify makes an encoder per answer: in process, that took the gap between a warm hit and a bare
-jsonify route from 12-14 to about 4 microseconds (of some 60). The bytes are
-the same.
+jsonify route from 12-14 to about 4 microseconds (of some 60). The bytes are the same.
 """
 
 from __future__ import annotations
