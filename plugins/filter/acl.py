@@ -9,10 +9,6 @@ from typing import Any
 
 from ansible_collections.redis_cache.stack.plugins.filter.passwords import redis_password_errors
 
-# What community.general.redis's `config` command turns into a number of bytes (a number, and
-# maybe a unit: 10, 1.5k, 0064MB).
-SIZE_LIKE_RE = re.compile(r"^\s*(\d+\.?\d*|\.\d+)\s*([KMGTPEZY]B?|B)?\s*$", re.IGNORECASE)
-
 # ACL rule tokens the role accepts (Redis 7.0 ACL SETUSER syntax, minus passwords: those come from
 # redis_acl_passwords and are written hashed). Anything else is refused before any host changes.
 ACL_USER_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -71,14 +67,6 @@ def redis_acl_errors(
             errors.extend(
                 redis_password_errors(passwords.get(name), f"redis_acl_passwords.{name}", weak)
             )
-    replication = passwords.get(replication_user)
-    if isinstance(replication, str) and SIZE_LIKE_RE.match(replication):
-        # community.general.redis, which applies masterauth at runtime, reads such a value as a
-        # memory size (0001k -> 1024) and would set another password.
-        errors.append(
-            f"redis_acl_passwords.{replication_user}: a number (with a size unit or not) is "
-            "read as a size where the password is applied; use letters and digits mixed"
-        )
     return errors
 
 

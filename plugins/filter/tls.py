@@ -1,9 +1,12 @@
-"""The redis_tls_names filter: subjectAltName entries for the certificates the roles make."""
+"""TLS filters: redis_tls_names, the subjectAltName entries of the certificates the roles make;
+redis_tls_changes, why the TLS files a host has are not the ones the role would make."""
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -23,6 +26,75 @@ def redis_tls_names(names: Sequence[Any]) -> list[str]:
     return entries
 
 
+# community.crypto's relative times: "+30d", "+4w", "+1d12h", ...
+RELATIVE_RE = re.compile(r"^\+(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+ASN1_FORMAT = "%Y%m%d%H%M%SZ"
+
+
+def _due(not_after: str | None, renew_before: str, now: datetime) -> bool:
+    """True when a certificate valid until `not_after` (ASN.1 time, as x509_certificate_info says)
+    has less time left than `renew_before` (a relative time, "+30d"; or an ASN.1 time)."""
+    try:
+        end = datetime.strptime(str(not_after), ASN1_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return True
+    match = RELATIVE_RE.match(str(renew_before).strip())
+    if match and any(match.groups()):
+        weeks, days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+        margin = timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, seconds=seconds)
+        return end <= now + margin
+    try:
+        moment = datetime.strptime(str(renew_before).strip(), ASN1_FORMAT)
+    except ValueError:
+        return True  # the module that renews says what is wrong with it
+    return end <= moment.replace(tzinfo=UTC)
+
+
+def redis_tls_changes(
+    found: Sequence[Mapping[str, Any]],
+    wanted: Sequence[Mapping[str, Any]],
+    cert: Mapping[str, Any] | None,
+    ca: Mapping[str, Any] | None,
+    names: Sequence[str],
+    renew_before: str,
+    now: datetime | None = None,
+) -> list[str]:
+    """Why the TLS files a host has differ from those the role makes; empty when none do.
+
+    `found`: ansible.builtin.find's files (with checksums). `wanted`: each file's path, mode,
+    owner, group and, where known, checksum (sha1); `newer_than` names a file it must not be
+    newer than (a key made after its certificate). `cert` and `ca`: the host's certificate and
+    the CA's, as community.crypto's x509_certificate_info filter reads them, or None where there
+    is none. `names`: the subjectAltName entries wanted. `renew_before`: how long before its
+    end a certificate is replaced (redis_tls_cert_renew_before).
+    """
+    have = {str(item["path"]): item for item in found}
+    changes = []
+    for want in wanted:
+        path = str(want["path"])
+        item = have.get(path)
+        if item is None:
+            changes.append(f"{path}: missing")
+            continue
+        for field, key in (("mode", "mode"), ("owner", "pw_name"), ("group", "gr_name")):
+            if str(item.get(key)) != str(want[field]):
+                changes.append(f"{path}: {field} {item.get(key)}, not {want[field]}")
+        if want.get("checksum") and item.get("checksum") != want["checksum"]:
+            changes.append(f"{path}: another content")
+        older = have.get(str(want.get("newer_than", "")))
+        if older is not None and item["mtime"] > older["mtime"]:
+            changes.append(f"{path}: newer than {older['path']}")
+    if cert is None or ca is None:
+        return [*changes, "no certificate, or no CA, to compare"]
+    if _due(cert.get("not_after"), renew_before, now or datetime.now(UTC)):
+        changes.append("the certificate is due for renewal")
+    if cert.get("issuer") != ca.get("subject"):
+        changes.append("the certificate is not from this CA")
+    if sorted(cert.get("subject_alt_name") or []) != sorted(names):
+        changes.append("the certificate names other hosts or addresses")
+    return changes
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"redis_tls_names": redis_tls_names}
+        return {"redis_tls_names": redis_tls_names, "redis_tls_changes": redis_tls_changes}

@@ -104,28 +104,20 @@ accepted:
   type: dict
 """
 
-import re
-
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.redis_cache.stack.plugins.module_utils.acl_file import (
+    AclFileError,
+    load_file,
+)
 from ansible_collections.redis_cache.stack.plugins.module_utils.connection import (
     client_for,
-    connect,
     connect_or_exit,
     login_argument_spec,
     login_refused,
     redis,
     scratch_user,
 )
-
-
-def _normalised(client, name):
-    """The server's own line for a user, without its name."""
-    for line in client.execute_command("ACL", "LIST"):
-        words = line.split(" ", 2)
-        if words[1] == name:
-            return words[2] if len(words) > 2 else ""
-    return None
 
 
 def _refused_word(client, scratch, words):
@@ -155,83 +147,6 @@ def validate(client, rules):
                     "server (an unknown command, category or rule)"
                 )
     return errors
-
-
-def _wanted(client, path):
-    """user name -> the server's normalised line for it, from the file's lines."""
-    with open(path, encoding="utf-8") as handle:
-        lines = [line.split() for line in handle if line.strip()]
-    wanted = {}
-    for words in lines:
-        # A new user each time: as ACL LOAD makes them (`reset` would add sanitize-payload).
-        with scratch_user(client) as scratch:
-            client.execute_command("ACL", "SETUSER", scratch, *words[2:])
-            wanted[words[1]] = _normalised(client, scratch)
-    return wanted
-
-
-def _users_that_differ(client, path):
-    wanted = _wanted(client, path)
-    running = {
-        words[1]: words[2] if len(words) > 2 else ""
-        for words in (line.split(" ", 2) for line in client.execute_command("ACL", "LIST"))
-    }
-    # As sets of words: Redis 7.0 lists subcommands in an order that changes as its command
-    # table rehashes, for the same rules.
-    return sorted(
-        name
-        for name in set(wanted) | set(running)
-        if _words(wanted.get(name)) != _words(running.get(name))
-    )
-
-
-def _words(line):
-    return None if line is None else sorted(line.split())
-
-
-# What `reset` does, without the sanitize-payload flag it also sets (Redis 7.0): a changed user
-# ends as the same user a fresh line of the file makes, as ACL LOAD would make it.
-RESET = ("off", "resetpass", "resetkeys", "resetchannels", "clearselectors", "-@all")
-
-
-def _hashes(words):
-    return {word for word in words if word.startswith("#")}
-
-
-def apply_file(client, path, users, login_user):
-    """Give each of `users` the rules of its line in the file, or delete it if it has none.
-
-    A user that lost a password (a rotation's last step) or was turned off gets its other
-    connections closed (CLIENT KILL USER, never this one): each logs in again, with a password
-    in force, as ACL LOAD did on Redis 7.0. A user the rules alone cannot bring in line (a flag
-    no rule clears, such as skip-sanitize-payload on Redis 7.0) is made anew. Returns the users
-    whose connections were closed.
-    """
-    with open(path, encoding="utf-8") as handle:
-        lines = {words[1]: words[2:] for words in (line.split() for line in handle if line.strip())}
-    running = {
-        words[1]: words[2:]
-        for words in (line.split() for line in client.execute_command("ACL", "LIST"))
-    }
-    closed = []
-    # The login user last: a failure before it leaves this connection's rights as they were.
-    for name in sorted(users, key=lambda user: user == login_user):
-        if name not in lines:
-            client.execute_command("ACL", "DELUSER", name)
-            continue
-        client.execute_command("ACL", "SETUSER", name, *RESET, *lines[name])
-        before = running.get(name, [])
-        lost_password = bool(_hashes(before) - _hashes(lines[name]))
-        turned_off = "on" in before and "on" not in lines[name]
-        if lost_password or turned_off:
-            client.execute_command("CLIENT", "KILL", "USER", name, "SKIPME", "yes")
-            closed.append(name)
-    for name in _users_that_differ(client, path):
-        if name in lines and name != login_user:
-            client.execute_command("ACL", "DELUSER", name)
-            client.execute_command("ACL", "SETUSER", name, *lines[name])
-            closed.append(name)
-    return sorted(set(closed))
 
 
 def _accepted(params, user, password):
@@ -286,32 +201,12 @@ def main():
         module.exit_json(changed=False, running=True)
 
     try:
-        differ = _users_that_differ(client, params["path"])
-    except redis.ResponseError as error:
-        # The file holds a line the server refuses: say where, not what (it may hold a secret).
-        module.fail_json(msg=f"{params['path']} holds a user the server refuses: {_where(error)}")
-    if not differ:
-        module.exit_json(changed=False, running=True)
-    if module.check_mode:
-        module.exit_json(changed=True, running=True, users=differ)
-    try:
-        closed = apply_file(client, params["path"], differ, params["login_user"])
-    except redis.RedisError as error:
-        module.fail_json(
-            msg=f"applying {', '.join(differ)} on port {params['login_port']}: {_where(error)}"
-        )
-    still = _users_that_differ(connect(module), params["path"])
-    if still:
-        module.fail_json(msg=f"after applying the file, users still differ: {', '.join(still)}")
-    module.exit_json(changed=True, running=True, users=differ, closed=closed)
-
-
-def _where(error):
-    """Redis's reason, cut before it quotes the offending word."""
-    text = str(error)
-    line = re.search(r":(\d+):", text)
-    reason = re.split(r"['\"]", text, maxsplit=1)[0].strip()
-    return f"line {line.group(1)}: {reason}" if line else reason
+        users, closed = load_file(module, client, params["path"])
+    except AclFileError as error:
+        module.fail_json(msg=str(error))
+    if users:
+        module.exit_json(changed=True, running=True, users=users, closed=closed)
+    module.exit_json(changed=False, running=True)
 
 
 if __name__ == "__main__":

@@ -56,26 +56,17 @@ loaded:
   elements: str
 """
 
-import re
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.redis_cache.stack.plugins.module_utils.connection import (
     connect_or_exit,
     login_argument_spec,
-    redis,
 )
-
-NAME_RE = re.compile(r"^#!lua\s+name=([A-Za-z0-9_]+)")
-
-
-def _running_code(client):
-    """library name -> code, as the server runs it."""
-    running = {}
-    for library in client.execute_command("FUNCTION", "LIST", "WITHCODE"):
-        fields = dict(zip(library[::2], library[1::2], strict=False))
-        running[fields["library_name"]] = fields["library_code"]
-    return running
+from ansible_collections.redis_cache.stack.plugins.module_utils.functions import (
+    FunctionsError,
+    libraries_by_name,
+    load_libraries,
+)
 
 
 def main():
@@ -86,25 +77,19 @@ def main():
         },
         supports_check_mode=True,
     )
-    wanted = {}
-    for index, code in enumerate(module.params["libraries"]):
-        match = NAME_RE.match(code)
-        if not match:
-            module.fail_json(msg=f"libraries[{index}]: the code must start with '#!lua name=NAME'")
-        wanted[match.group(1)] = code
+    try:
+        wanted = libraries_by_name(module.params["libraries"])
+    except FunctionsError as error:
+        module.fail_json(msg=str(error))
     client = connect_or_exit(module)
 
     if client.execute_command("ROLE")[0] != "master":
         module.exit_json(changed=False, running=True, primary=False)
-    running = _running_code(client)
-    differ = sorted(name for name, code in wanted.items() if running.get(name) != code)
-    if differ and not module.check_mode:
-        for name in differ:
-            try:
-                client.execute_command("FUNCTION", "LOAD", "REPLACE", wanted[name])
-            except redis.ResponseError as error:
-                module.fail_json(msg=f"FUNCTION LOAD of library {name}: {error}")
-    module.exit_json(changed=bool(differ), running=True, primary=True, loaded=differ)
+    try:
+        loaded = load_libraries(client, wanted, module.check_mode)
+    except FunctionsError as error:
+        module.fail_json(msg=str(error))
+    module.exit_json(changed=bool(loaded), running=True, primary=True, loaded=loaded)
 
 
 if __name__ == "__main__":

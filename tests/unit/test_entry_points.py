@@ -6,6 +6,7 @@ task."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,79 @@ def test_the_sentinel_checks_inputs_are_the_assert_entry_points_options():
         "_redis_sentinel_check_inputs"
     ]
     assert sorted(inputs) == sorted(options)
+
+
+def _names_read(text: str) -> set[str]:
+    """The redis_* variables a task file reads (not the collection's own names)."""
+    text = text.replace("redis_cache.stack.", "")
+    return set(re.findall(r"(?<![\w.])(_?redis_[a-z0-9_]+)", text))
+
+
+def test_the_redis_checks_inputs_are_every_variable_the_checks_read():
+    """The redis role's checks are skipped for settings this run has passed: the digest must
+    cover every variable they read, through the role's own variables too, or a change to a
+    missing one would go unchecked."""
+    role = ROOT / "roles" / "redis"
+    own = yaml.safe_load((role / "vars" / "main.yml").read_text())
+    tasks = "".join((role / "tasks" / name).read_text() for name in ("checks.yml", "platform.yml"))
+    facts = {"redis_platform", "_redis_checked", "_redis_other_server_program"}
+    filters = {"redis_instance_errors", "redis_password_errors", "redis_acl_errors"}
+    seen, todo, read = set(), _names_read(tasks), set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name in facts | filters:
+            continue
+        seen.add(name)
+        if name in own:
+            todo |= _names_read(json.dumps(own[name]))
+        elif not name.startswith("_"):
+            read.add(name)
+        else:
+            # Set by the task file itself (vars:, register:, include_vars).
+            assert re.search(rf"^\s*{name}:", tasks, re.MULTILINE) or name.startswith(
+                ("_redis_server_names", "_redis_release_names")
+            ), name
+    assert read <= set(own["_redis_check_inputs"]), read - set(own["_redis_check_inputs"])
+    assert "redis_password" in read
+
+
+def checked_redis_settings(password: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            str(ROOT / "tests" / "unit" / "playbooks" / "redis_checks.yml"),
+            "-e",
+            json.dumps(
+                {
+                    "checks_password": "redis-password-0123456789",
+                    "checks_acl_passwords": {
+                        "replication": "replication-password-0123456789",
+                        "sentinel": "sentinel-password-0123456789",
+                        "app": "app-password-0123456789",
+                    },
+                    "checks_last_password": password,
+                }
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def test_the_redis_checks_run_again_only_for_other_settings():
+    task = (
+        "TASK [redis_cache.stack.redis : "
+        "Check the server, instances, replication sources, passwords and TLS settings]"
+    )
+    same = checked_redis_settings("redis-password-0123456789")
+    assert same.returncode == 0, same.stdout[-3000:]
+    assert same.stdout.count(task) == 1
+    other = checked_redis_settings("short")
+    assert other.returncode != 0
+    assert other.stdout.count(task) == 2
+    assert "redis_password" in other.stdout
 
 
 SENTINEL_PEER_SECRETS = {

@@ -1,5 +1,6 @@
 """The instance plan and the checks that stop a play before any host changes."""
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,12 @@ from ansible_collections.redis_cache.stack.plugins.filter.instance_errors import
     redis_instance_errors,
 )
 from ansible_collections.redis_cache.stack.plugins.filter.instance_plan import redis_instance_plan
+from ansible_collections.redis_cache.stack.plugins.filter.packages import dpkg_missing
 from ansible_collections.redis_cache.stack.plugins.filter.passwords import redis_password_errors
-from ansible_collections.redis_cache.stack.plugins.filter.tls import redis_tls_names
+from ansible_collections.redis_cache.stack.plugins.filter.tls import (
+    redis_tls_changes,
+    redis_tls_names,
+)
 
 SEED = [
     {"name": "main", "port": 6379, "role": "primary"},
@@ -249,11 +254,74 @@ def test_tls_names_tell_addresses_from_names_and_drop_repeats():
     ]
 
 
-def test_replication_password_that_reads_as_a_size_is_refused():
-    rules = {"admin": "+@all", "replication": "+psync +replconf +ping"}
-    sized = redis_acl_errors(
-        rules, {"replication": "00001234567890123456kb"}, "admin", "replication", []
-    )
-    assert any("read as a size" in error for error in sized)
-    for fine in ("k00001234567890123456", "abcdefghijklmnopqrstuvwxyzABCDEF"):
-        assert redis_acl_errors(rules, {"replication": fine}, "admin", "replication", []) == []
+def test_dpkg_missing_counts_only_installed_packages():
+    lines = ["redis-server installed", "redis-tools config-files", "python3-redis installed"]
+    wanted = ["redis-server", "redis-tools", "python3-redis", "redis-sentinel"]
+    assert dpkg_missing(lines, wanted) == ["redis-tools", "redis-sentinel"]
+    assert dpkg_missing(lines, ["redis-server", "python3-redis"]) == []
+
+
+NOW = datetime(2026, 11, 29, tzinfo=UTC)
+CA = {"subject": {"commonName": "Redis cache CA"}}
+NAMES = ["DNS:redis1", "IP:10.0.0.11"]
+
+
+def _tls_files(**changed):
+    files = {
+        "/etc/redis/tls/ca.crt": {"mode": "0644", "checksum": "ca-sha1", "mtime": 1.0},
+        "/etc/redis/tls/redis.crt": {"mode": "0644", "mtime": 3.0},
+        "/etc/redis/tls/redis.key": {"mode": "0640", "mtime": 2.0},
+    }
+    found = [
+        {"path": path, "pw_name": "root", "gr_name": "redis", **item, **changed.get(path, {})}
+        for path, item in files.items()
+    ]
+    wanted = [
+        {"path": "/etc/redis/tls/ca.crt", "mode": "0644", "checksum": "ca-sha1"},
+        {"path": "/etc/redis/tls/redis.crt", "mode": "0644"},
+        {
+            "path": "/etc/redis/tls/redis.key",
+            "mode": "0640",
+            "newer_than": "/etc/redis/tls/redis.crt",
+        },
+    ]
+    return found, [{**item, "owner": "root", "group": "redis"} for item in wanted]
+
+
+def _cert(not_after="20271129000000Z", **fields):
+    return {
+        "issuer": CA["subject"],
+        "subject_alt_name": list(reversed(NAMES)),
+        "not_after": not_after,
+        **fields,
+    }
+
+
+def test_tls_files_in_place_need_no_change():
+    found, wanted = _tls_files()
+    assert redis_tls_changes(found, wanted, _cert(), CA, NAMES, "+30d", NOW) == []
+
+
+@pytest.mark.parametrize(
+    ("changed", "cert", "reason"),
+    [
+        ({"/etc/redis/tls/redis.key": {"mode": "0644"}}, _cert(), "mode 0644, not 0640"),
+        ({"/etc/redis/tls/ca.crt": {"checksum": "other"}}, _cert(), "another content"),
+        ({"/etc/redis/tls/redis.key": {"mtime": 4.0}}, _cert(), "newer than"),
+        ({"/etc/redis/tls/redis.key": {"gr_name": "root"}}, _cert(), "group root, not redis"),
+        ({}, _cert(not_after="20261215000000Z"), "due for renewal"),
+        ({}, _cert(issuer={"commonName": "another CA"}), "not from this CA"),
+        ({}, _cert(subject_alt_name=["DNS:redis1"]), "other hosts or addresses"),
+        ({}, None, "no certificate"),
+    ],
+)
+def test_tls_files_that_differ_say_why(changed, cert, reason):
+    found, wanted = _tls_files(**changed)
+    changes = redis_tls_changes(found, wanted, cert, CA, NAMES, "+30d", NOW)
+    assert any(reason in change for change in changes), changes
+
+
+def test_a_missing_tls_file_is_a_change():
+    found, wanted = _tls_files()
+    changes = redis_tls_changes(found[:2], wanted, _cert(), CA, NAMES, "+4w2d", NOW)
+    assert changes == ["/etc/redis/tls/redis.key: missing"]

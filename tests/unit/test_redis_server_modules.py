@@ -1,4 +1,5 @@
-"""The redis role's redis_acl module against a real redis-server on loopback, run by Ansible."""
+"""The redis role's server modules (redis_acl, redis_runtime) against a real redis-server on
+loopback, run by Ansible."""
 
 from __future__ import annotations
 
@@ -90,7 +91,9 @@ def app_line(client: redis.Redis) -> str:
     return next(line for line in client.acl_list() if line.startswith("user app "))
 
 
-def run_module(python: str, port: int, check: bool = False, **args) -> dict:
+def run_module(
+    python: str, port: int, check: bool = False, module: str = "redis_acl", **args
+) -> dict:
     """One task of the module on localhost, as the role runs it; its JSON result."""
     module_args = {
         "login_port": port,
@@ -114,7 +117,7 @@ def run_module(python: str, port: int, check: bool = False, **args) -> dict:
         "-e",
         f"ansible_python_interpreter={python}",
         "-m",
-        "redis_cache.stack.redis_acl",
+        f"redis_cache.stack.{module}",
         "-a",
         json.dumps(module_args),
         *(["--check"] if check else []),
@@ -247,3 +250,67 @@ def test_a_flag_no_rule_clears_is_put_right_by_making_the_user_anew(python, serv
     assert result["changed"], result
     assert "skip-sanitize-payload" not in app_line(client)
     assert not run_module(python, port, state="loaded", path=str(acl))["changed"]
+
+
+LIBRARY = "#!lua name=probe\nredis.register_function('probe', function() return 1 end)\n"
+
+
+def test_runtime_brings_users_credentials_and_functions_in_line_once(python, server, tmp_path):
+    port, acl, client = server
+    acl.write_text(_users("~cache:* +get +set"))
+    # A password that reads like a memory size is set as written, not as a number of bytes.
+    wanted = {"masteruser": "replication", "masterauth": "00001234567890123456kb"}
+    args = {"module": "redis_runtime", "acl_file": str(acl), "config": wanted}
+    args["libraries"] = [LIBRARY]
+
+    planned = run_module(python, port, check=True, **args)
+    assert planned["changed"], planned
+    assert (planned["users"], planned["config"], planned["loaded"]) == (
+        ["app"],
+        ["masterauth", "masteruser"],
+        ["probe"],
+    )
+    assert client.config_get("masterauth")["masterauth"] == ""
+    assert app_line(client).endswith("-@all +get")
+
+    applied = run_module(python, port, **args)
+    assert applied["changed"], applied
+    assert (applied["state"], applied["role"], applied["restart"]) == ("running", "master", False)
+    assert client.config_get("masterauth")["masterauth"] == "00001234567890123456kb"
+    assert client.config_get("masteruser")["masteruser"] == "replication"
+    assert {"+get", "+set"} <= set(app_line(client).split())
+    assert client.fcall("probe", 0) == 1
+    assert wanted["masterauth"] not in json.dumps(applied)
+
+    again = run_module(python, port, **args)
+    assert not again["changed"], again
+
+
+def test_runtime_says_an_instance_runs_with_older_files(python, server, tmp_path):
+    port, _acl, _client = server
+    pidfile, conf = tmp_path / "server.pid", tmp_path / "server.conf"
+    pidfile.write_text("1\n")
+    conf.write_text("# read at start\n")
+    started = time.time() - 100
+    os.utime(pidfile, (started, started))
+    os.utime(conf, (started - 10, started - 10))
+    args = {"module": "redis_runtime", "pidfile": str(pidfile)}
+    # A file that is missing (TLS off) counts as never changed.
+    args["start_files"] = [str(conf), str(tmp_path / "missing.crt")]
+    before = run_module(python, port, **args)
+    assert (before["changed"], before["restart"]) == (False, False), before
+    assert before["started"] == pytest.approx(started, abs=0.01)
+    os.utime(conf, (started + 1, started + 1))
+    assert run_module(python, port, **args)["restart"]
+
+
+def test_runtime_refusing_a_users_file_says_so_and_changes_no_user(python, server):
+    port, acl, client = server
+    before = client.acl_list()
+    acl.write_text(_users("~cache:* +get +nosuchcommand"))
+    result = run_module(python, port, module="redis_runtime", acl_file=str(acl))
+    assert result["failed"], result
+    assert result["acl_refused"]
+    assert "holds a user the server refuses" in result["msg"]
+    assert "nosuchcommand" not in result["msg"]
+    assert client.acl_list() == before
