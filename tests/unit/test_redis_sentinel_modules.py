@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import secrets
 import shutil
 import signal
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 import redis
 import yaml
+from module_runs import INTERPRETERS, ansible_json_env, run_module_task
 from redis.sentinel import Sentinel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,26 +60,6 @@ def _wait_for(predicate, timeout: float, step: float = 0.1):
         time.sleep(step)
 
 
-def _ansible_env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-        "ANSIBLE_NOCOLOR": "1",
-    }
-
-
-# The venv's redis-py, and Debian's (python3-redis, which the hosts run the modules with).
-INTERPRETERS = [sys.executable, "/usr/bin/python3"]
-
-
-@pytest.fixture(params=INTERPRETERS, ids=["venv", "debian"])
-def python(request) -> str:
-    if subprocess.run([request.param, "-c", "import redis"], check=False).returncode:
-        pytest.fail(f"{request.param} has no redis-py (make bootstrap installs python3-redis)")
-    return request.param
-
-
 # The long multi-step cases run under Debian's redis-py only, as the hosts run the modules;
 # every reply they parse is also parsed by a case run under both.
 HOST_ONLY = pytest.mark.parametrize("python", INTERPRETERS[1:], ids=["debian"])
@@ -91,29 +71,7 @@ def run_module(
     """One task of the module on localhost, run by `python` as the role runs it on a host: its
     result and the raw output."""
     module_args = {"login_port": port, "login_user": "admin", "login_password": ADMIN, **args}
-    run = subprocess.run(
-        [
-            str(BIN / "ansible"),
-            "localhost",
-            "-c",
-            "local",
-            "-i",
-            "localhost,",
-            "-e",
-            f"ansible_python_interpreter={python}",
-            "-m",
-            f"redis_cache.stack.{module}",
-            "-a",
-            json.dumps(module_args),
-            *(["--check", "--diff"] if check else []),
-        ],
-        env=_ansible_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    result = json.loads(run.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    return result, run.stdout + run.stderr
+    return run_module_task(python, module, module_args, check=check, diff=check)
 
 
 def role_users(**passwords) -> list[dict]:
@@ -213,7 +171,7 @@ def _run_with_role(overrides: dict, task: dict) -> dict:
                 f"@{secrets_file}",
                 str(Path(work) / "play.yml"),
             ],
-            env=_ansible_env(),
+            env=ansible_json_env(),
             capture_output=True,
             text=True,
             timeout=60,

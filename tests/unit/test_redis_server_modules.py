@@ -11,13 +11,13 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import redis
+from module_runs import run_module_task
 
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_PASSWORD = secrets.token_urlsafe(24)
@@ -41,17 +41,6 @@ def _users(app_rules: str) -> str:
         f"user admin on #{digest(ADMIN_PASSWORD)} resetkeys resetchannels -@all ~* &* +@all\n"
         f"user app on #{digest(APP_HASH_OF)} resetkeys resetchannels -@all {app_rules}\n"
     )
-
-
-# The venv's redis-py, and Debian's (python3-redis, what the hosts run the module with).
-INTERPRETERS = [sys.executable, "/usr/bin/python3"]
-
-
-@pytest.fixture(params=INTERPRETERS, ids=["venv", "debian"])
-def python(request) -> str:
-    if subprocess.run([request.param, "-c", "import redis"], check=False).returncode:
-        pytest.fail(f"{request.param} has no redis-py (make bootstrap installs python3-redis)")
-    return request.param
 
 
 @pytest.fixture
@@ -102,29 +91,7 @@ def run_module(
         "wait": 3,
         **args,
     }
-    env = {
-        **os.environ,
-        "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-        "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-    }
-    command = [
-        str(Path(sys.executable).parent / "ansible"),
-        "localhost",
-        "-c",
-        "local",
-        "-i",
-        "localhost,",
-        "-e",
-        f"ansible_python_interpreter={python}",
-        "-m",
-        f"redis_cache.stack.{module}",
-        "-a",
-        json.dumps(module_args),
-        *(["--check"] if check else []),
-    ]
-    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    result = json.loads(run.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    return result
+    return run_module_task(python, module, module_args, check=check)[0]
 
 
 def test_an_unknown_command_is_refused_by_position_without_echoing_it(python, server):
