@@ -26,8 +26,8 @@ def redis_tls_names(names: Sequence[Any]) -> list[str]:
     return entries
 
 
-# community.crypto's relative times: "+30d", "+4w", "+1d12h", ...
-RELATIVE_RE = re.compile(r"^\+(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# community.crypto's relative times: "+30d", "+4w", "+1d12h", ...; "+2592000" counts seconds.
+RELATIVE_RE = re.compile(r"^\+(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
 ASN1_FORMAT = "%Y%m%d%H%M%SZ"
 
 
@@ -54,6 +54,7 @@ def redis_tls_changes(
     found: Sequence[Mapping[str, Any]],
     wanted: Sequence[Mapping[str, Any]],
     cert: Mapping[str, Any] | None,
+    csr: Mapping[str, Any] | None,
     ca: Mapping[str, Any] | None,
     names: Sequence[str],
     renew_before: str,
@@ -63,10 +64,13 @@ def redis_tls_changes(
 
     `found`: ansible.builtin.find's files (with checksums). `wanted`: each file's path, mode,
     owner, group and, where known, checksum (sha1); `newer_than` names a file it must not be
-    newer than (a key made after its certificate). `cert` and `ca`: the host's certificate and
-    the CA's, as community.crypto's x509_certificate_info filter reads them, or None where there
-    is none. `names`: the subjectAltName entries wanted. `renew_before`: how long before its
-    end a certificate is replaced (redis_tls_cert_renew_before).
+    newer than (a key or request made after its certificate). `cert` and `ca`: the host's
+    certificate and the CA's, as community.crypto's x509_certificate_info filter reads them, and
+    `csr` the host's signing request as its openssl_csr_info filter does; None where there is
+    none. The certificate must be signed by this CA's key (its authority key identifier), for
+    the request's key (made from the host's). `names`: the subjectAltName entries wanted.
+    `renew_before`: how long before its end a certificate is replaced
+    (redis_tls_cert_renew_before).
     """
     have = {str(item["path"]): item for item in found}
     changes = []
@@ -84,12 +88,16 @@ def redis_tls_changes(
         older = have.get(str(want.get("newer_than", "")))
         if older is not None and item["mtime"] > older["mtime"]:
             changes.append(f"{path}: newer than {older['path']}")
-    if cert is None or ca is None:
-        return [*changes, "no certificate, or no CA, to compare"]
+    if cert is None or csr is None or ca is None:
+        return [*changes, "no certificate, signing request or CA to compare"]
     if _due(cert.get("not_after"), renew_before, now or datetime.now(UTC)):
         changes.append("the certificate is due for renewal")
-    if cert.get("issuer") != ca.get("subject"):
+    if not ca.get("subject_key_identifier") or (
+        cert.get("authority_key_identifier") != ca.get("subject_key_identifier")
+    ):
         changes.append("the certificate is not from this CA")
+    if cert.get("public_key") != csr.get("public_key"):
+        changes.append("the certificate is not for this host's key")
     if sorted(cert.get("subject_alt_name") or []) != sorted(names):
         changes.append("the certificate names other hosts or addresses")
     return changes

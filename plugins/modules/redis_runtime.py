@@ -48,9 +48,11 @@ options:
   config:
     type: dict
     default: {}
-    description:
-      - Setting name to value, set with CONFIG SET where the running value differs.
-      - Values are not logged (they may be passwords).
+    description: Setting name to value, set with CONFIG SET where the running value differs.
+  secret_config:
+    type: dict
+    default: {}
+    description: As I(config), for values that are never shown (passwords, such as C(masterauth)).
   libraries:
     type: list
     elements: str
@@ -77,6 +79,7 @@ EXAMPLES = r"""
     acl_file: /etc/redis/users.acl
     config:
       masteruser: replication
+    secret_config:
       masterauth: "{{ vault_replication_password }}"
     libraries:
       - "{{ lookup('ansible.builtin.file', 'cache.lua') }}"
@@ -115,7 +118,7 @@ closed:
   type: list
   elements: str
 config:
-  description: The names of the I(config) settings that differed, and were set.
+  description: The names of the I(config) and I(secret_config) settings that differed, and were set.
   returned: when state is running
   type: list
   elements: str
@@ -185,7 +188,8 @@ def main():
             "pidfile": {"type": "path"},
             "start_files": {"type": "list", "elements": "path", "default": []},
             "acl_file": {"type": "path"},
-            "config": {"type": "dict", "default": {}, "no_log": True},
+            "config": {"type": "dict", "default": {}},
+            "secret_config": {"type": "dict", "default": {}, "no_log": True},
             "libraries": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
@@ -218,7 +222,8 @@ def main():
         if users and not module.check_mode:
             client = connect(module)  # the login user may have changed
     try:
-        config = _set_config(client, params["config"], module.check_mode)
+        wanted_config = {**params["config"], **params["secret_config"]}
+        config = _set_config(client, wanted_config, module.check_mode)
     except redis.ResponseError as error:
         module.fail_json(msg=f"CONFIG SET on port {params['login_port']}: {error}")
     role = client.info("replication")["role"]

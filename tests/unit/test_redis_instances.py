@@ -262,7 +262,8 @@ def test_dpkg_missing_counts_only_installed_packages():
 
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
-CA = {"subject": {"commonName": "Redis cache CA"}}
+CA = {"subject": {"commonName": "Redis cache CA"}, "subject_key_identifier": "AA:01"}
+CSR = {"public_key": "host-key"}
 NAMES = ["DNS:redis1", "IP:10.0.0.11"]
 
 
@@ -271,6 +272,7 @@ def _tls_files(**changed):
         "/etc/redis/tls/ca.crt": {"mode": "0644", "checksum": "ca-sha1", "mtime": 1.0},
         "/etc/redis/tls/redis.crt": {"mode": "0644", "mtime": 3.0},
         "/etc/redis/tls/redis.key": {"mode": "0640", "mtime": 2.0},
+        "/etc/redis/tls/redis.csr": {"mode": "0644", "mtime": 2.0},
     }
     found = [
         {"path": path, "pw_name": "root", "gr_name": "redis", **item, **changed.get(path, {})}
@@ -284,6 +286,11 @@ def _tls_files(**changed):
             "mode": "0640",
             "newer_than": "/etc/redis/tls/redis.crt",
         },
+        {
+            "path": "/etc/redis/tls/redis.csr",
+            "mode": "0644",
+            "newer_than": "/etc/redis/tls/redis.crt",
+        },
     ]
     return found, [{**item, "owner": "root", "group": "redis"} for item in wanted]
 
@@ -291,6 +298,8 @@ def _tls_files(**changed):
 def _cert(not_after="20271129000000Z", **fields):
     return {
         "issuer": CA["subject"],
+        "authority_key_identifier": CA["subject_key_identifier"],
+        "public_key": CSR["public_key"],
         "subject_alt_name": list(reversed(NAMES)),
         "not_after": not_after,
         **fields,
@@ -299,7 +308,7 @@ def _cert(not_after="20271129000000Z", **fields):
 
 def test_tls_files_in_place_need_no_change():
     found, wanted = _tls_files()
-    assert redis_tls_changes(found, wanted, _cert(), CA, NAMES, "+30d", NOW) == []
+    assert redis_tls_changes(found, wanted, _cert(), CSR, CA, NAMES, "+30d", NOW) == []
 
 
 @pytest.mark.parametrize(
@@ -310,18 +319,21 @@ def test_tls_files_in_place_need_no_change():
         ({"/etc/redis/tls/redis.key": {"mtime": 4.0}}, _cert(), "newer than"),
         ({"/etc/redis/tls/redis.key": {"gr_name": "root"}}, _cert(), "group root, not redis"),
         ({}, _cert(not_after="20261215000000Z"), "due for renewal"),
-        ({}, _cert(issuer={"commonName": "another CA"}), "not from this CA"),
+        # Another CA of the same name (made again on the controller): another key.
+        ({}, _cert(authority_key_identifier="BB:02"), "not from this CA"),
+        ({}, _cert(public_key="another-key"), "not for this host's key"),
+        ({"/etc/redis/tls/redis.csr": {"mtime": 4.0}}, _cert(), "newer than"),
         ({}, _cert(subject_alt_name=["DNS:redis1"]), "other hosts or addresses"),
         ({}, None, "no certificate"),
     ],
 )
 def test_tls_files_that_differ_say_why(changed, cert, reason):
     found, wanted = _tls_files(**changed)
-    changes = redis_tls_changes(found, wanted, cert, CA, NAMES, "+30d", NOW)
+    changes = redis_tls_changes(found, wanted, cert, CSR, CA, NAMES, "+30d", NOW)
     assert any(reason in change for change in changes), changes
 
 
 def test_a_missing_tls_file_is_a_change():
     found, wanted = _tls_files()
-    changes = redis_tls_changes(found[:2], wanted, _cert(), CA, NAMES, "+4w2d", NOW)
-    assert changes == ["/etc/redis/tls/redis.key: missing"]
+    changes = redis_tls_changes(found[:3], wanted, _cert(), CSR, CA, NAMES, "+4w2d", NOW)
+    assert changes == ["/etc/redis/tls/redis.csr: missing"]

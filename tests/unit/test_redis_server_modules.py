@@ -227,7 +227,12 @@ def test_runtime_brings_users_credentials_and_functions_in_line_once(python, ser
     acl.write_text(_users("~cache:* +get +set"))
     # A password that reads like a memory size is set as written, not as a number of bytes.
     wanted = {"masteruser": "replication", "masterauth": "00001234567890123456kb"}
-    args = {"module": "redis_runtime", "acl_file": str(acl), "config": wanted}
+    args = {
+        "module": "redis_runtime",
+        "acl_file": str(acl),
+        "config": {"masteruser": "replication"},
+    }
+    args["secret_config"] = {"masterauth": wanted["masterauth"]}
     args["libraries"] = [LIBRARY]
 
     planned = run_module(python, port, check=True, **args)
