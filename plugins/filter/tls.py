@@ -1,5 +1,6 @@
 """TLS filters: redis_tls_names, the subjectAltName entries of the certificates the roles make;
-redis_tls_changes, why the TLS files a host has are not the ones the role would make."""
+redis_tls_changes, why the TLS files a host has are not the ones the role would make;
+redis_tls_due, whether a certificate is due for renewal."""
 
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ RELATIVE_RE = re.compile(r"^\+(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d
 ASN1_FORMAT = "%Y%m%d%H%M%SZ"
 
 
-def _due(not_after: str | None, renew_before: str, now: datetime) -> bool:
+def redis_tls_due(not_after: str | None, renew_before: str, now: datetime | None = None) -> bool:
     """True when a certificate valid until `not_after` (ASN.1 time, as x509_certificate_info says)
     has less time left than `renew_before` (a relative time, "+30d"; or an ASN.1 time)."""
+    now = now or datetime.now(UTC)
     try:
         end = datetime.strptime(str(not_after), ASN1_FORMAT).replace(tzinfo=UTC)
     except ValueError:
@@ -90,7 +92,7 @@ def redis_tls_changes(
             changes.append(f"{path}: newer than {older['path']}")
     if cert is None or csr is None or ca is None:
         return [*changes, "no certificate, signing request or CA to compare"]
-    if _due(cert.get("not_after"), renew_before, now or datetime.now(UTC)):
+    if redis_tls_due(cert.get("not_after"), renew_before, now):
         changes.append("the certificate is due for renewal")
     if not ca.get("subject_key_identifier") or (
         cert.get("authority_key_identifier") != ca.get("subject_key_identifier")
@@ -105,4 +107,8 @@ def redis_tls_changes(
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"redis_tls_names": redis_tls_names, "redis_tls_changes": redis_tls_changes}
+        return {
+            "redis_tls_names": redis_tls_names,
+            "redis_tls_changes": redis_tls_changes,
+            "redis_tls_due": redis_tls_due,
+        }

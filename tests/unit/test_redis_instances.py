@@ -1,5 +1,6 @@
 """The instance plan and the checks that stop a play before any host changes."""
 
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -7,6 +8,10 @@ import pytest
 import yaml
 
 from ansible_collections.redis_cache.stack.plugins.filter.acl import redis_acl_errors
+from ansible_collections.redis_cache.stack.plugins.filter.files import (
+    file_mtimes,
+    file_mtimes_query,
+)
 from ansible_collections.redis_cache.stack.plugins.filter.instance_errors import (
     redis_instance_errors,
 )
@@ -15,6 +20,7 @@ from ansible_collections.redis_cache.stack.plugins.filter.packages import dpkg_m
 from ansible_collections.redis_cache.stack.plugins.filter.passwords import redis_password_errors
 from ansible_collections.redis_cache.stack.plugins.filter.tls import (
     redis_tls_changes,
+    redis_tls_due,
     redis_tls_names,
 )
 
@@ -337,3 +343,20 @@ def test_a_missing_tls_file_is_a_change():
     found, wanted = _tls_files()
     changes = redis_tls_changes(found[:3], wanted, _cert(), CSR, CA, NAMES, "+4w2d", NOW)
     assert changes == ["/etc/redis/tls/redis.csr: missing"]
+
+
+def test_a_certificate_is_due_within_its_renewal_margin():
+    assert redis_tls_due("20261215000000Z", "+30d", NOW)
+    assert not redis_tls_due("20271129000000Z", "+30d", NOW)
+    assert redis_tls_due("20271129000000Z", "+400d", NOW)
+    assert not redis_tls_due("20261215000000Z", "+1w", NOW)
+
+
+def test_file_mtimes_reads_what_its_query_prints(tmp_path):
+    there = tmp_path / "there"
+    there.write_text("x")
+    paths = [str(there), str(tmp_path / "missing")]
+    run = subprocess.run(file_mtimes_query(paths), capture_output=True, text=True, check=False)
+    assert run.returncode == 1
+    mtimes = file_mtimes(run.stdout.splitlines(), paths)
+    assert mtimes == {str(there): pytest.approx(there.stat().st_mtime), paths[1]: 0.0}
