@@ -1,4 +1,5 @@
 """TLS filters: redis_tls_names, the subjectAltName entries of the certificates the roles make;
+redis_tls_info, what the role compares of a certificate or signing request;
 redis_tls_changes, why the TLS files a host has are not the ones the role would make;
 redis_tls_due, whether a certificate is due for renewal."""
 
@@ -9,6 +10,9 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 
 def redis_tls_names(names: Sequence[Any]) -> list[str]:
@@ -25,6 +29,55 @@ def redis_tls_names(names: Sequence[Any]) -> list[str]:
         if entry not in entries:
             entries.append(entry)
     return entries
+
+
+def _key_id(value: bytes | None) -> str | None:
+    return ":".join(f"{byte:02x}" for byte in value) if value else None
+
+
+def redis_tls_info(pem: str) -> dict[str, Any] | None:
+    """The fields redis_tls_changes compares, of a certificate or a signing request (PEM), named
+    and written as community.crypto's x509_certificate_info and openssl_csr_info filters give
+    them: public_key (PEM), subject_alt_name ("DNS:name", "IP:address"), and for a certificate
+    not_after (ASN.1 time), subject_key_identifier and authority_key_identifier ("ab:cd:..").
+    None for what is neither (a damaged file is made again). Read here with cryptography, as
+    those filters do: loading that collection's filters costs a run more than the reading."""
+    data = str(pem).encode()
+    try:
+        if b"CERTIFICATE REQUEST" in data:
+            item: x509.Certificate | x509.CertificateSigningRequest = x509.load_pem_x509_csr(data)
+        else:
+            item = x509.load_pem_x509_certificate(data)
+    except ValueError:
+        return None
+    extensions = item.extensions
+    try:
+        names = extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        names = []
+    info: dict[str, Any] = {
+        "public_key": item.public_key()
+        .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        .decode(),
+        "subject_alt_name": [
+            f"IP:{name.value}" if isinstance(name, x509.IPAddress) else f"DNS:{name.value}"
+            for name in names
+            if isinstance(name, (x509.IPAddress, x509.DNSName))
+        ],
+    }
+    if isinstance(item, x509.Certificate):
+        info["not_after"] = item.not_valid_after_utc.strftime(ASN1_FORMAT)
+        for field, kind, attribute in (
+            ("subject_key_identifier", x509.SubjectKeyIdentifier, "digest"),
+            ("authority_key_identifier", x509.AuthorityKeyIdentifier, "key_identifier"),
+        ):
+            try:
+                info[field] = _key_id(
+                    getattr(extensions.get_extension_for_class(kind).value, attribute)
+                )
+            except x509.ExtensionNotFound:
+                info[field] = None
+    return info
 
 
 # community.crypto's relative times: "+30d", "+4w", "+1d12h", ...; "+2592000" counts seconds.
@@ -67,12 +120,11 @@ def redis_tls_changes(
     `found`: ansible.builtin.find's files (with checksums). `wanted`: each file's path, mode,
     owner, group and, where known, checksum (sha1); `newer_than` names a file it must not be
     newer than (a key or request made after its certificate). `cert` and `ca`: the host's
-    certificate and the CA's, as community.crypto's x509_certificate_info filter reads them, and
-    `csr` the host's signing request as its openssl_csr_info filter does; None where there is
-    none. The certificate must be signed by this CA's key (its authority key identifier), for
-    the request's key (made from the host's). `names`: the subjectAltName entries wanted.
-    `renew_before`: how long before its end a certificate is replaced
-    (redis_tls_cert_renew_before).
+    certificate and the CA's, and `csr` the host's signing request, as redis_tls_info reads
+    them; None where there is none. The certificate must be signed by this CA's key (its
+    authority key identifier), for the request's key (made from the host's). `names`: the
+    subjectAltName entries wanted. `renew_before`: how long before its end a certificate is
+    replaced (redis_tls_cert_renew_before).
     """
     have = {str(item["path"]): item for item in found}
     changes = []
@@ -109,6 +161,7 @@ class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {
             "redis_tls_names": redis_tls_names,
+            "redis_tls_info": redis_tls_info,
             "redis_tls_changes": redis_tls_changes,
             "redis_tls_due": redis_tls_due,
         }

@@ -21,6 +21,7 @@ from ansible_collections.redis_cache.stack.plugins.filter.passwords import redis
 from ansible_collections.redis_cache.stack.plugins.filter.tls import (
     redis_tls_changes,
     redis_tls_due,
+    redis_tls_info,
     redis_tls_names,
 )
 
@@ -360,3 +361,75 @@ def test_file_mtimes_reads_what_its_query_prints(tmp_path):
     assert run.returncode == 1
     mtimes = file_mtimes(run.stdout.splitlines(), paths)
     assert mtimes == {str(there): pytest.approx(there.stat().st_mtime), paths[1]: 0.0}
+
+
+def _pki(names):
+    """A CA, and a host certificate it signed for a request with these subjectAltNames."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    def name(text):
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
+
+    ca_key, host_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    ca = (
+        x509.CertificateBuilder(
+            name("ca"), name("ca"), ca_key.public_key(), 1, start, datetime(2036, 1, 1, tzinfo=UTC)
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    csr = (
+        x509.CertificateSigningRequestBuilder(name("redis1"))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(host_key, hashes.SHA256())
+    )
+    cert = (
+        x509.CertificateBuilder(
+            name("redis1"),
+            name("ca"),
+            host_key.public_key(),
+            2,
+            start,
+            datetime(2027, 11, 29, tzinfo=UTC),
+        )
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    return [item.public_bytes(Encoding.PEM).decode() for item in (ca, csr, cert)]
+
+
+def test_tls_info_reads_what_the_changes_compare():
+    from ipaddress import ip_address
+
+    from cryptography import x509
+
+    names = [x509.DNSName("redis1"), x509.IPAddress(ip_address("::1"))]
+    ca, csr, cert = (redis_tls_info(pem) for pem in _pki(names))
+    assert cert["not_after"] == "20271129000000Z"
+    assert cert["subject_alt_name"] == ["DNS:redis1", "IP:::1"] == csr["subject_alt_name"]
+    assert cert["authority_key_identifier"] == ca["subject_key_identifier"]
+    assert cert["public_key"] == csr["public_key"] != ca["public_key"]
+    found, wanted = _tls_files()
+    wanted_names = redis_tls_names(["redis1", "::1"])
+    assert redis_tls_changes(found, wanted, cert, csr, ca, wanted_names, "+30d", NOW) == []
+    # Signed by another CA of the same name: another key.
+    other_ca = redis_tls_info(_pki(names)[0])
+    changes = redis_tls_changes(found, wanted, cert, csr, other_ca, wanted_names, "+30d", NOW)
+    assert any("not from this CA" in change for change in changes), changes
+    # A damaged file reads as none, and is made again.
+    assert (
+        redis_tls_info("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n") is None
+    )
