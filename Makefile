@@ -22,7 +22,9 @@ LAB_RELEASE := $(patsubst debian%,%,$(word 1,$(subst -, ,$(PLATFORM))))
 export LAB_SERVER := $(word 2,$(subst -, ,$(PLATFORM)))
 export LAB_IMAGE := localhost/redis-lab-debian$(LAB_RELEASE):latest
 
-.PHONY: help system-packages bootstrap platform image images lab demo verify lab-down lint unit collection \
+FORCE:
+
+.PHONY: FORCE help system-packages bootstrap platform image images lab demo verify lab-down lint unit collection \
 	molecule test bench bench-failover
 
 help:
@@ -45,10 +47,17 @@ system-packages:
 
 # Debian's Python (python3-venv above), not another python3 earlier on the PATH: Debian builds it
 # with profile-guided optimisation, and Ansible's controller runs about a tenth faster on it
-# (docs/speed.md). A venv made from another Python is made again.
+# (docs/speed.md). A venv made from another Python is made again (.venv/.python, checked on every
+# call, changes only then), and its packages installed again.
 PYTHON := /usr/bin/python3
-$(VENV)/.installed: requirements.txt | system-packages
-	grep -qx 'executable = $(realpath $(PYTHON))' $(VENV)/pyvenv.cfg 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+$(VENV)/.python: FORCE | system-packages
+	@if grep -qx 'executable = $(realpath $(PYTHON))' $(VENV)/pyvenv.cfg 2>/dev/null; then \
+	  test -e $@ || touch $@; \
+	else \
+	  echo "Making $(VENV) from $(PYTHON)"; rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && touch $@; \
+	fi
+
+$(VENV)/.installed: requirements.txt $(VENV)/.python
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements.txt
 	touch $@

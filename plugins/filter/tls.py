@@ -11,8 +11,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+except ImportError:  # reported by redis_tls_info, the one filter that reads certificates
+    x509 = None
 
 
 def redis_tls_names(names: Sequence[Any]) -> list[str]:
@@ -35,6 +38,24 @@ def _key_id(value: bytes | None) -> str | None:
     return ":".join(f"{byte:02x}" for byte in value) if value else None
 
 
+def _general_name(name: Any) -> str:
+    """A subjectAltName entry as community.crypto writes it ("DNS:", "IP:", "email:", "URI:"...);
+    any other kind by its class, so a certificate naming one never passes for the wanted one."""
+    if isinstance(name, x509.DNSName):
+        return f"DNS:{name.value}"
+    if isinstance(name, x509.IPAddress):
+        return f"IP:{name.value}"
+    if isinstance(name, x509.RFC822Name):
+        return f"email:{name.value}"
+    if isinstance(name, x509.UniformResourceIdentifier):
+        return f"URI:{name.value}"
+    if isinstance(name, x509.RegisteredID):
+        return f"RID:{name.value.dotted_string}"
+    if isinstance(name, x509.DirectoryName):
+        return f"dirName:{name.value.rfc4514_string()}"
+    return f"{type(name).__name__}:{name.value!r}"
+
+
 def redis_tls_info(pem: str) -> dict[str, Any] | None:
     """The fields redis_tls_changes compares, of a certificate or a signing request (PEM), named
     and written as community.crypto's x509_certificate_info and openssl_csr_info filters give
@@ -42,6 +63,8 @@ def redis_tls_info(pem: str) -> dict[str, Any] | None:
     not_after (ASN.1 time), subject_key_identifier and authority_key_identifier ("ab:cd:..").
     None for what is neither (a damaged file is made again). Read here with cryptography, as
     those filters do: loading that collection's filters costs a run more than the reading."""
+    if x509 is None:
+        raise ImportError("redis_tls_info needs the Python package cryptography on the controller")
     data = str(pem).encode()
     try:
         if b"CERTIFICATE REQUEST" in data:
@@ -59,14 +82,12 @@ def redis_tls_info(pem: str) -> dict[str, Any] | None:
         "public_key": item.public_key()
         .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
         .decode(),
-        "subject_alt_name": [
-            f"IP:{name.value}" if isinstance(name, x509.IPAddress) else f"DNS:{name.value}"
-            for name in names
-            if isinstance(name, (x509.IPAddress, x509.DNSName))
-        ],
+        "subject_alt_name": [_general_name(name) for name in names],
     }
     if isinstance(item, x509.Certificate):
-        info["not_after"] = item.not_valid_after_utc.strftime(ASN1_FORMAT)
+        # not_valid_after_utc since cryptography 42; before, a naive UTC time.
+        end = getattr(item, "not_valid_after_utc", None) or item.not_valid_after
+        info["not_after"] = end.strftime(ASN1_FORMAT)
         for field, kind, attribute in (
             ("subject_key_identifier", x509.SubjectKeyIdentifier, "digest"),
             ("authority_key_identifier", x509.AuthorityKeyIdentifier, "key_identifier"),

@@ -47,6 +47,23 @@ def cache_app_wheel_platforms(target: Mapping[str, Any]) -> list[str]:
     return [arg for tag in tags for arg in ("--platform", tag)]
 
 
+def cache_app_wheels_missing(targets: list[Mapping[str, Any]], build_dir: str) -> list[Any]:
+    """The targets without an archive in `build_dir` (the build folder of this source, on the
+    controller, where filters run): those tasks/wheels_build.yml has to build."""
+    return [
+        target
+        for target in targets
+        if not (Path(build_dir) / f"{cache_app_wheel_tag(target)}.tar").is_file()
+    ]
+
+
+def cache_app_wheel_sha256(path: str) -> str:
+    """The sha256 of a wheel the controller built (filters run there), without a task; empty
+    where there is none yet (a preview, --check, before the first build)."""
+    wheel = Path(path)
+    return hashlib.sha256(wheel.read_bytes()).hexdigest() if wheel.is_file() else ""
+
+
 # What goes into the wheels: the project file, the pins and the package's source.
 SOURCE_FILES = ("pyproject.toml", "requirements.txt")
 SOURCE_TREE = "src"
@@ -78,4 +95,6 @@ class FilterModule:
             "cache_app_wheel_tag": cache_app_wheel_tag,
             "cache_app_wheel_platforms": cache_app_wheel_platforms,
             "cache_app_source_digest": cache_app_source_digest,
+            "cache_app_wheels_missing": cache_app_wheels_missing,
+            "cache_app_wheel_sha256": cache_app_wheel_sha256,
         }

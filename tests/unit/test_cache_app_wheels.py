@@ -3,6 +3,7 @@ host's Python version, CPU and C library, whatever the controller runs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -15,7 +16,9 @@ import pytest
 
 from ansible_collections.redis_cache.stack.plugins.filter.wheels import (
     cache_app_wheel_platforms,
+    cache_app_wheel_sha256,
     cache_app_wheel_tag,
+    cache_app_wheels_missing,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,3 +143,18 @@ def test_wheels_are_built_again_only_when_the_source_changes(tmp_path):
         ]
         with zipfile.ZipFile(archive.extractfile(app_wheel)) as wheel:
             assert wheel.read("cache_app/views.py").decode().endswith("# changed\n")
+
+
+def test_only_targets_without_an_archive_are_built(tmp_path):
+    built = {"python": "3.13", "arch": "x86_64", "glibc": "2.41"}
+    missing = {"python": "3.11", "arch": "x86_64", "glibc": "2.36"}
+    (tmp_path / f"{cache_app_wheel_tag(built)}.tar").write_bytes(b"")
+    assert cache_app_wheels_missing([built, missing], str(tmp_path)) == [missing]
+    assert cache_app_wheels_missing([built], str(tmp_path / "another-source")) == [built]
+
+
+def test_a_wheel_is_known_by_its_sha256_and_a_missing_one_by_nothing(tmp_path):
+    wheel = tmp_path / "cache_app-1.0.0-py3-none-any.whl"
+    wheel.write_bytes(b"wheel")
+    assert cache_app_wheel_sha256(str(wheel)) == hashlib.sha256(b"wheel").hexdigest()
+    assert cache_app_wheel_sha256(str(tmp_path / "none.whl")) == ""

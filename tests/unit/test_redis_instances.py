@@ -429,6 +429,13 @@ def test_tls_info_reads_what_the_changes_compare():
     other_ca = redis_tls_info(_pki(names)[0])
     changes = redis_tls_changes(found, wanted, cert, csr, other_ca, wanted_names, "+30d", NOW)
     assert any("not from this CA" in change for change in changes), changes
+    # A certificate naming more than the wanted names (another kind of name too) is made again.
+    extra = [redis_tls_info(pem) for pem in _pki([*names, x509.RFC822Name("ops@example.com")])]
+    assert "email:ops@example.com" in extra[2]["subject_alt_name"]
+    changes = redis_tls_changes(
+        found, wanted, extra[2], extra[1], extra[0], wanted_names, "+30d", NOW
+    )
+    assert any("other hosts or addresses" in change for change in changes), changes
     # A damaged file reads as none, and is made again.
     assert (
         redis_tls_info("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n") is None
