@@ -47,21 +47,30 @@ def cache_app_wheel_platforms(target: Mapping[str, Any]) -> list[str]:
     return [arg for tag in tags for arg in ("--platform", tag)]
 
 
-def cache_app_wheels_missing(targets: list[Mapping[str, Any]], build_dir: str) -> list[Any]:
-    """The targets without an archive in `build_dir` (the build folder of this source, on the
-    controller, where filters run): those tasks/wheels_build.yml has to build."""
+def cache_app_wheels_missing(
+    targets: list[Mapping[str, Any]], build_dir: str, wheel: str
+) -> list[Any]:
+    """The targets without an archive, or without the app wheel `wheel`, in `build_dir` (the
+    build folder of this source, on the controller, where filters run): those
+    tasks/wheels_build.yml has to build."""
+    root = Path(build_dir)
     return [
         target
         for target in targets
-        if not (Path(build_dir) / f"{cache_app_wheel_tag(target)}.tar").is_file()
+        if not (root / f"{cache_app_wheel_tag(target)}.tar").is_file()
+        or not (root / cache_app_wheel_tag(target) / wheel).is_file()
     ]
 
 
 def cache_app_wheel_sha256(path: str) -> str:
-    """The sha256 of a wheel the controller built (filters run there), without a task; empty
-    where there is none yet (a preview, --check, before the first build)."""
+    """The sha256 of a wheel the controller built (filters run there), without a task. The wheels
+    of every target of the play are built before it is asked for (tasks/wheels.yml)."""
     wheel = Path(path)
-    return hashlib.sha256(wheel.read_bytes()).hexdigest() if wheel.is_file() else ""
+    if not wheel.is_file():
+        raise FileNotFoundError(
+            f"{path}: no such wheel; remove its folder's archive to build it again"
+        )
+    return hashlib.sha256(wheel.read_bytes()).hexdigest()
 
 
 # What goes into the wheels: the project file, the pins and the package's source.

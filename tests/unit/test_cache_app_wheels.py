@@ -148,13 +148,20 @@ def test_wheels_are_built_again_only_when_the_source_changes(tmp_path):
 def test_only_targets_without_an_archive_are_built(tmp_path):
     built = {"python": "3.13", "arch": "x86_64", "glibc": "2.41"}
     missing = {"python": "3.11", "arch": "x86_64", "glibc": "2.36"}
+    wheel = "cache_app-1.0.0-py3-none-any.whl"
     (tmp_path / f"{cache_app_wheel_tag(built)}.tar").write_bytes(b"")
-    assert cache_app_wheels_missing([built, missing], str(tmp_path)) == [missing]
-    assert cache_app_wheels_missing([built], str(tmp_path / "another-source")) == [built]
+    (tmp_path / cache_app_wheel_tag(built)).mkdir()
+    (tmp_path / cache_app_wheel_tag(built) / wheel).write_bytes(b"wheel")
+    assert cache_app_wheels_missing([built, missing], str(tmp_path), wheel) == [missing]
+    assert cache_app_wheels_missing([built], str(tmp_path / "another-source"), wheel) == [built]
+    # An archive whose app wheel is gone is built again.
+    (tmp_path / cache_app_wheel_tag(built) / wheel).unlink()
+    assert cache_app_wheels_missing([built], str(tmp_path), wheel) == [built]
 
 
-def test_a_wheel_is_known_by_its_sha256_and_a_missing_one_by_nothing(tmp_path):
+def test_a_wheel_is_known_by_its_sha256_and_a_missing_one_is_an_error(tmp_path):
     wheel = tmp_path / "cache_app-1.0.0-py3-none-any.whl"
     wheel.write_bytes(b"wheel")
     assert cache_app_wheel_sha256(str(wheel)) == hashlib.sha256(b"wheel").hexdigest()
-    assert cache_app_wheel_sha256(str(tmp_path / "none.whl")) == ""
+    with pytest.raises(FileNotFoundError, match="no such wheel"):
+        cache_app_wheel_sha256(str(tmp_path / "none.whl"))
