@@ -41,14 +41,14 @@ def _key_id(value: bytes | None) -> str | None:
 def _general_name(name: Any) -> str:
     """A subjectAltName entry as community.crypto writes it ("DNS:", "IP:", "email:", "URI:"...);
     any other kind by its class, so a certificate naming one never passes for the wanted one."""
-    if isinstance(name, x509.DNSName):
-        return f"DNS:{name.value}"
-    if isinstance(name, x509.IPAddress):
-        return f"IP:{name.value}"
-    if isinstance(name, x509.RFC822Name):
-        return f"email:{name.value}"
-    if isinstance(name, x509.UniformResourceIdentifier):
-        return f"URI:{name.value}"
+    for kind, prefix in (
+        (x509.DNSName, "DNS"),
+        (x509.IPAddress, "IP"),
+        (x509.RFC822Name, "email"),
+        (x509.UniformResourceIdentifier, "URI"),
+    ):
+        if isinstance(name, kind):
+            return f"{prefix}:{name.value}"
     if isinstance(name, x509.RegisteredID):
         return f"RID:{name.value.dotted_string}"
     if isinstance(name, x509.DirectoryName):
